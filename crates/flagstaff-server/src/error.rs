@@ -1,0 +1,109 @@
+//! The one error type of the HTTP layer, mapped once to LaunchDarkly's JSON error shape
+//! `{"code": "...", "message": "...", "id": "<uuid>"}`.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flagstaff_model::ModelError;
+use flagstaff_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Invalid access token")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("Method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    OptimisticLock(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PatchFailed(String),
+    #[error("request body is larger than the {0}-byte limit")]
+    PayloadTooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl ApiError {
+    pub fn invalid(message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest(message.into())
+    }
+
+    pub fn not_found(what: impl std::fmt::Display) -> Self {
+        ApiError::NotFound(format!("Unknown {what}"))
+    }
+
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            ApiError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::OptimisticLock(_) => (StatusCode::CONFLICT, "optimistic_locking_error"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::PatchFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "patch_failed"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let id = uuid::Uuid::new_v4().to_string();
+        let message = match &self {
+            // Internal details go to the log under the error id, not to the caller.
+            ApiError::Internal(detail) => {
+                tracing::error!(error_id = %id, "{detail}");
+                "An internal error occurred; the server log has details under this error id."
+                    .to_string()
+            }
+            other => other.to_string(),
+        };
+        (
+            status,
+            axum::Json(json!({"code": code, "message": message, "id": id})),
+        )
+            .into_response()
+    }
+}
+
+impl From<ModelError> for ApiError {
+    fn from(e: ModelError) -> Self {
+        match e {
+            ModelError::Invalid(m) => ApiError::InvalidRequest(m),
+            ModelError::PatchFailed(m) => ApiError::PatchFailed(m),
+            ModelError::VersionConflict(m) => ApiError::OptimisticLock(format!(
+                "Conflict. Optimistic lock error: {m}. Re-read the resource and try again."
+            )),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => ApiError::OptimisticLock(format!(
+                "Conflict. Optimistic lock error: {what} was changed concurrently. Try again."
+            )),
+            StoreError::AlreadyExists(what) => ApiError::Conflict(format!("{what} already exists")),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! Domain services: the only code that writes. Each operation loads what it needs, computes
+//! the new state with the pure model crate, and commits one [`PendingChange`]: the entity
+//! writes, exactly one audit entry and the outbox rows, in a single transaction.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use flagstaff_model::UnixMillis;
+use flagstaff_model::audit::{AuditEntry, AuditParent, AuditTarget, ResourceAccess};
+use flagstaff_store::{
+    AuditRow, ChangeSet, EntityKind, EntityRef, EntityWrite, OutboxRow, Store, StoreError,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::state::ChangeNotice;
+
+pub mod audit;
+pub mod bootstrap;
+pub mod environments;
+pub mod flags;
+pub mod projects;
+pub mod segments;
+
+/// How often a read-modify-write retries when another writer (another node, or a request
+/// that raced past the in-process lock) changed the entity in between.
+const MAX_WRITE_ATTEMPTS: usize = 5;
+
+pub struct Services {
+    pub store: Arc<dyn Store>,
+    pub account_id: String,
+    changes: broadcast::Sender<ChangeNotice>,
+    locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// What one operation writes; turned into a [`ChangeSet`] by [`Services::commit`].
+pub struct PendingChange {
+    pub writes: Vec<EntityWrite>,
+    pub audit: AuditDraft,
+    pub outbox: Vec<OutboxRow>,
+}
+
+/// The parts of an audit entry an operation decides; the rest (id, date, member, token,
+/// title) is filled in uniformly.
+pub struct AuditDraft {
+    pub kind: &'static str,
+    pub name: String,
+    pub accesses: Vec<ResourceAccess>,
+    pub target_resources: Vec<String>,
+    pub parent: Option<AuditParent>,
+    pub title_verb: String,
+    /// Markdown lines, one per change.
+    pub description: Vec<String>,
+    pub comment: Option<String>,
+    pub site_path: String,
+    pub delta: Option<Value>,
+    pub previous_version: Option<Value>,
+    pub current_version: Option<Value>,
+}
+
+pub fn access(action: &str, resource: impl ToString) -> ResourceAccess {
+    ResourceAccess {
+        action: action.to_string(),
+        resource: resource.to_string(),
+    }
+}
+
+pub fn now_millis() -> UnixMillis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+pub fn decode<T: DeserializeOwned>(doc: &str) -> ApiResult<T> {
+    serde_json::from_str(doc)
+        .map_err(|e| ApiError::Internal(format!("corrupt stored document: {e}")))
+}
+
+pub fn encode<T: Serialize>(value: &T) -> ApiResult<String> {
+    serde_json::to_string(value)
+        .map_err(|e| ApiError::Internal(format!("cannot encode document: {e}")))
+}
+
+pub fn to_value<T: Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+impl Services {
+    pub fn new(
+        store: Arc<dyn Store>,
+        account_id: String,
+        changes: broadcast::Sender<ChangeNotice>,
+    ) -> Self {
+        Self {
+            store,
+            account_id,
+            changes,
+            locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
+        }
+    }
+
+    /// Serializes read-modify-write cycles on one entity within this process, so concurrent
+    /// patches of the same flag queue instead of conflicting. (Across nodes, the version
+    /// check in the store still catches races; the loser retries.)
+    pub async fn lock(&self, target: &EntityRef) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut h = DefaultHasher::new();
+        target.hash(&mut h);
+        self.locks[(h.finish() % self.locks.len() as u64) as usize]
+            .lock()
+            .await
+    }
+
+    /// Loads and decodes one entity with its version.
+    pub async fn load<T: DeserializeOwned>(
+        &self,
+        target: &EntityRef,
+    ) -> ApiResult<Option<(T, i64)>> {
+        match self.store.get(target).await? {
+            Some(stored) => Ok(Some((decode(&stored.doc)?, stored.version))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn load_all<T: DeserializeOwned>(
+        &self,
+        kind: EntityKind,
+        scope: &str,
+    ) -> ApiResult<Vec<(T, i64)>> {
+        self.store
+            .list(kind, scope)
+            .await?
+            .into_iter()
+            .map(|s| Ok((decode(&s.doc)?, s.version)))
+            .collect()
+    }
+
+    /// Commits one change: entity writes, one audit entry, outbox rows. Returns the entry.
+    pub async fn commit(
+        &self,
+        caller: Option<&Caller>,
+        now: UnixMillis,
+        change: PendingChange,
+    ) -> Result<AuditEntry, CommitError> {
+        let entry = self.audit_entry(caller, now, change.audit);
+        let search = audit_search_text(&entry);
+        let doc = serde_json::to_string(&entry)
+            .map_err(|e| CommitError::Api(ApiError::Internal(e.to_string())))?;
+        let mut outbox = change.outbox;
+        for row in &mut outbox {
+            // Consumers find the audit entry of the change they are told about.
+            if let Ok(mut payload) = serde_json::from_str::<Value>(&row.payload)
+                && let Some(obj) = payload.as_object_mut()
+            {
+                obj.insert("auditId".into(), Value::String(entry.id.clone()));
+                row.payload = payload.to_string();
+            }
+        }
+        let topics: Vec<String> = outbox.iter().map(|r| r.topic.clone()).collect();
+        let set = ChangeSet {
+            writes: change.writes,
+            audit: vec![AuditRow {
+                id: entry.id.clone(),
+                date: entry.date,
+                kind: entry.kind.clone(),
+                search,
+                doc,
+            }],
+            outbox,
+            created_at: now,
+        };
+        let seqs = self.store.commit(set).await.map_err(|e| match e {
+            StoreError::Conflict(what) => CommitError::Conflict(what),
+            other => CommitError::Api(other.into()),
+        })?;
+        for (outbox_seq, topic) in seqs.into_iter().zip(topics) {
+            // No receivers is fine: nothing is listening yet.
+            let _ = self.changes.send(ChangeNotice { outbox_seq, topic });
+        }
+        Ok(entry)
+    }
+
+    /// Runs `attempt` (a whole read-modify-write) until it commits without a concurrent
+    /// change in between, at most [`MAX_WRITE_ATTEMPTS`] times.
+    pub async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> ApiResult<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, CommitError>>,
+    {
+        let mut last = String::new();
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            match attempt().await {
+                Ok(v) => return Ok(v),
+                Err(CommitError::Conflict(what)) => last = what,
+                Err(CommitError::Api(e)) => return Err(e),
+            }
+        }
+        Err(ApiError::OptimisticLock(format!(
+            "Conflict. Optimistic lock error: {last} kept changing concurrently. Try again later."
+        )))
+    }
+
+    fn audit_entry(
+        &self,
+        caller: Option<&Caller>,
+        now: UnixMillis,
+        draft: AuditDraft,
+    ) -> AuditEntry {
+        let member = caller.map(Caller::audit_member);
+        let actor = match &member {
+            Some(m) => format!("[{}](mailto:{})", m.display_name(), m.email),
+            None => "Flagstaff".to_string(),
+        };
+        let title = format!(
+            "{actor} {} [{}]({})",
+            draft.title_verb, draft.name, draft.site_path
+        );
+        let description = draft
+            .description
+            .iter()
+            .map(|l| format!("- {l}"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let short_description = draft.description.first().cloned().unwrap_or_default();
+        AuditEntry {
+            id: flagstaff_model::new_object_id(),
+            account_id: self.account_id.clone(),
+            date: now,
+            accesses: draft.accesses,
+            kind: draft.kind.to_string(),
+            name: draft.name.clone(),
+            description,
+            short_description,
+            comment: draft.comment.filter(|c| !c.is_empty()),
+            member,
+            token: caller.map(Caller::audit_token),
+            title_verb: draft.title_verb,
+            title,
+            target: AuditTarget {
+                name: draft.name,
+                resources: draft.target_resources,
+            },
+            parent: draft.parent,
+            delta: draft.delta,
+            previous_version: draft.previous_version,
+            current_version: draft.current_version,
+        }
+    }
+}
+
+/// Why a commit attempt failed: a concurrent change (retry) or anything else (give up).
+#[derive(Debug)]
+pub enum CommitError {
+    Conflict(String),
+    Api(ApiError),
+}
+
+impl From<ApiError> for CommitError {
+    fn from(e: ApiError) -> Self {
+        CommitError::Api(e)
+    }
+}
+
+impl From<flagstaff_model::ModelError> for CommitError {
+    fn from(e: flagstaff_model::ModelError) -> Self {
+        CommitError::Api(e.into())
+    }
+}
+
+impl From<StoreError> for CommitError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => CommitError::Conflict(what),
+            other => CommitError::Api(other.into()),
+        }
+    }
+}
+
+fn audit_search_text(entry: &AuditEntry) -> String {
+    let mut text = format!(
+        "{}\n{}\n{}\n{}\n{}",
+        entry.name, entry.kind, entry.title, entry.description, entry.short_description
+    );
+    if let Some(c) = &entry.comment {
+        text.push('\n');
+        text.push_str(c);
+    }
+    for r in &entry.target.resources {
+        text.push('\n');
+        text.push_str(r);
+    }
+    for a in &entry.accesses {
+        text.push('\n');
+        text.push_str(&a.action);
+    }
+    text.to_lowercase()
+}
+
+/// Top-level fields whose values differ between two JSON objects, in `after`'s order.
+pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let empty = serde_json::Map::new();
+    let b = before.as_object().unwrap_or(&empty);
+    let a = after.as_object().unwrap_or(&empty);
+    let mut fields: Vec<String> = a
+        .iter()
+        .filter(|(k, v)| b.get(*k) != Some(*v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    fields.extend(b.keys().filter(|k| !a.contains_key(*k)).cloned());
+    fields
+}

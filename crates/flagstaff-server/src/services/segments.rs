@@ -1,0 +1,263 @@
+//! Segments (per environment): create, JSON Patch / merge / semantic patch, delete.
+
+use flagstaff_model::patch::{
+    PatchFormats, PatchRequest, apply_document_patch, parse_patch_request,
+};
+use flagstaff_model::segment::{Segment, SegmentBody};
+use flagstaff_model::semantic::segment::apply_to_segment;
+use flagstaff_policy::ResourceSpec;
+use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
+use serde_json::{Value, json};
+
+use super::{
+    AuditDraft, CommitError, PendingChange, Services, access, changed_fields, encode, now_millis,
+    to_value,
+};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+
+pub fn segment_scope(project: &str, env: &str) -> String {
+    format!("{project}/{env}")
+}
+
+pub fn segment_ref(project: &str, env: &str, key: &str) -> EntityRef {
+    EntityRef::new(EntityKind::Segment, segment_scope(project, env), key)
+}
+
+const SEGMENT_READ_ONLY: &[&str] = &[
+    "/key",
+    "/version",
+    "/creationDate",
+    "/lastModifiedDate",
+    "/deleted",
+    "/generation",
+    "/salt",
+];
+
+fn segment_action(field: &str) -> &'static str {
+    match field {
+        "name" => "updateName",
+        "description" => "updateDescription",
+        "tags" => "updateTags",
+        "included" | "includedContexts" => "updateIncluded",
+        "excluded" | "excludedContexts" => "updateExcluded",
+        "rules" => "updateRules",
+        _ => "updateSegment",
+    }
+}
+
+fn segment_outbox(project: &str, env: &str, key: &str, version: i64, action: &str) -> OutboxRow {
+    OutboxRow {
+        topic: "segment".into(),
+        payload: json!({"kind": "segment", "action": action, "project": project, "environment": env, "segment": key, "version": version}).to_string(),
+    }
+}
+
+impl Services {
+    pub async fn get_segment(
+        &self,
+        project: &str,
+        env: &str,
+        key: &str,
+    ) -> ApiResult<(Segment, i64)> {
+        self.load(&segment_ref(project, env, key))
+            .await?
+            .ok_or_else(|| {
+                ApiError::not_found(format!(
+                    "segment \"{key}\" in environment \"{env}\" of project \"{project}\""
+                ))
+            })
+    }
+
+    pub async fn list_segments(&self, project: &str, env: &str) -> ApiResult<Vec<Segment>> {
+        self.get_environment(project, env).await?;
+        Ok(self
+            .load_all::<Segment>(EntityKind::Segment, &segment_scope(project, env))
+            .await?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    pub async fn create_segment(
+        &self,
+        caller: &Caller,
+        project: &str,
+        env: &str,
+        body: SegmentBody,
+    ) -> ApiResult<Segment> {
+        let now = now_millis();
+        self.get_environment(project, env).await?;
+        let segment = Segment::create(body, now)?;
+        let resource = ResourceSpec::segment(project, env, &segment.key, &segment.tags).to_string();
+        let change = PendingChange {
+            writes: vec![EntityWrite::Insert {
+                target: segment_ref(project, env, &segment.key),
+                version: segment.version,
+                doc: encode(&segment)?,
+                aliases: Vec::new(),
+            }],
+            audit: AuditDraft {
+                kind: "segment",
+                name: segment.name.clone(),
+                accesses: vec![access("createSegment", &resource)],
+                target_resources: vec![resource.clone()],
+                parent: None,
+                title_verb: "created the segment".into(),
+                description: vec![format!("Created the segment *{}*", segment.name)],
+                comment: None,
+                site_path: format!("/{project}/{env}/segments/{}", segment.key),
+                delta: None,
+                previous_version: None,
+                current_version: Some(to_value(&segment)),
+            },
+            outbox: vec![segment_outbox(
+                project,
+                env,
+                &segment.key,
+                segment.version,
+                "create",
+            )],
+        };
+        self.commit(Some(caller), now, change)
+            .await
+            .map_err(|e| match e {
+                CommitError::Api(ApiError::Conflict(_)) => ApiError::Conflict(format!(
+                    "a segment with key \"{}\" already exists in environment \"{env}\"",
+                    segment.key
+                )),
+                CommitError::Api(e) => e,
+                CommitError::Conflict(what) => ApiError::Conflict(what),
+            })?;
+        Ok(segment)
+    }
+
+    pub async fn patch_segment(
+        &self,
+        caller: &Caller,
+        project: &str,
+        env: &str,
+        key: &str,
+        body: Value,
+        semantic: bool,
+    ) -> ApiResult<Segment> {
+        let request = parse_patch_request(body, semantic, PatchFormats::All)?;
+        let target = segment_ref(project, env, key);
+        let _guard = self.lock(&target).await;
+        self.with_retries(|| self.patch_segment_once(caller, project, env, key, &request))
+            .await
+    }
+
+    async fn patch_segment_once(
+        &self,
+        caller: &Caller,
+        project: &str,
+        env: &str,
+        key: &str,
+        request: &PatchRequest,
+    ) -> Result<Segment, CommitError> {
+        let now = now_millis();
+        let (before, version) = self.get_segment(project, env, key).await?;
+        let (mut after, lines) = match request {
+            PatchRequest::Semantic(patch) => {
+                let (after, applied) = apply_to_segment(&before, patch)?;
+                (
+                    after,
+                    Some(
+                        applied
+                            .into_iter()
+                            .map(|a| a.description)
+                            .collect::<Vec<_>>(),
+                    ),
+                )
+            }
+            other => (
+                apply_document_patch(&before, other, version, SEGMENT_READ_ONLY)?,
+                None,
+            ),
+        };
+        flagstaff_model::keys::normalize_tags(&mut after.tags);
+        after.validate()?;
+        let before_json = to_value(&before);
+        let fields = changed_fields(&before_json, &to_value(&after));
+        if fields.is_empty() {
+            return Ok(before);
+        }
+        after.version = version + 1;
+        after.last_modified_date = now;
+        let resource = ResourceSpec::segment(project, env, key, &after.tags).to_string();
+        let mut actions: Vec<&str> = fields.iter().map(|f| segment_action(f)).collect();
+        actions.dedup();
+        let lines = lines.unwrap_or_else(|| {
+            actions
+                .iter()
+                .map(|a| format!("Changed the segment ({a})"))
+                .collect()
+        });
+        let change = PendingChange {
+            writes: vec![EntityWrite::Update {
+                target: segment_ref(project, env, key),
+                expected_version: version,
+                version: after.version,
+                doc: encode(&after)?,
+                aliases: None,
+            }],
+            audit: AuditDraft {
+                kind: "segment",
+                name: after.name.clone(),
+                accesses: actions.iter().map(|a| access(a, &resource)).collect(),
+                target_resources: vec![resource.clone()],
+                parent: None,
+                title_verb: "updated the segment".into(),
+                description: lines,
+                comment: request.comment().map(String::from),
+                site_path: format!("/{project}/{env}/segments/{key}"),
+                delta: Some(request.delta()),
+                previous_version: Some(before_json),
+                current_version: Some(to_value(&after)),
+            },
+            outbox: vec![segment_outbox(project, env, key, after.version, "update")],
+        };
+        self.commit(Some(caller), now, change).await?;
+        Ok(after)
+    }
+
+    pub async fn delete_segment(
+        &self,
+        caller: &Caller,
+        project: &str,
+        env: &str,
+        key: &str,
+    ) -> ApiResult<()> {
+        let target = segment_ref(project, env, key);
+        let _guard = self.lock(&target).await;
+        self.with_retries(|| async {
+            let now = now_millis();
+            let (segment, version) = self.get_segment(project, env, key).await?;
+            let resource = ResourceSpec::segment(project, env, key, &segment.tags).to_string();
+            let change = PendingChange {
+                writes: vec![EntityWrite::Delete {
+                    target: target.clone(),
+                    expected_version: version,
+                }],
+                audit: AuditDraft {
+                    kind: "segment",
+                    name: segment.name.clone(),
+                    accesses: vec![access("deleteSegment", &resource)],
+                    target_resources: vec![resource.clone()],
+                    parent: None,
+                    title_verb: "deleted the segment".into(),
+                    description: vec![format!("Deleted the segment *{}*", segment.name)],
+                    comment: None,
+                    site_path: format!("/{project}/{env}/segments"),
+                    delta: None,
+                    previous_version: Some(to_value(&segment)),
+                    current_version: None,
+                },
+                outbox: vec![segment_outbox(project, env, key, version + 1, "delete")],
+            };
+            self.commit(Some(caller), now, change).await.map(|_| ())
+        })
+        .await
+    }
+}

@@ -1,0 +1,38 @@
+//! Shared application state handed to every router.
+
+use std::sync::Arc;
+
+use flagstaff_store::Store;
+use tokio::sync::broadcast;
+
+use crate::auth::TokenCache;
+use crate::services::Services;
+
+/// A committed change, published in-process after the transaction commits. Consumers that
+/// must not miss anything read the outbox from `outbox_seq` instead of relying on this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeNotice {
+    pub outbox_seq: i64,
+    pub topic: String,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub services: Arc<Services>,
+    pub tokens: Arc<TokenCache>,
+    pub changes: broadcast::Sender<ChangeNotice>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, account_id: String) -> Self {
+        let (changes, _) = broadcast::channel(1024);
+        let services = Arc::new(Services::new(store.clone(), account_id, changes.clone()));
+        Self {
+            store,
+            services,
+            tokens: Arc::new(TokenCache::default()),
+            changes,
+        }
+    }
+}

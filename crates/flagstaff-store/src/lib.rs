@@ -1,0 +1,548 @@
+//! Persistence for Flagstaff.
+//!
+//! One [`Store`] trait, implemented for SQLite ([`SqliteStore`]) and Postgres ([`PgStore`]),
+//! each with its own migrations. Reads fetch single entities or whole scopes; every write is a
+//! [`ChangeSet`] committed atomically: entity writes guarded by expected versions, the audit
+//! entry and the outbox rows land together or not at all.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// What kind of document an entity is. The `scope` of each kind is documented on the variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntityKind {
+    /// scope: "" (one account per installation), key: account id
+    Account,
+    /// scope: "", key: member id
+    Member,
+    /// scope: "", key: token id
+    Token,
+    /// scope: "", key: project key
+    Project,
+    /// scope: project key, key: environment key
+    Environment,
+    /// scope: project key, key: flag key
+    Flag,
+    /// scope: "projectKey/environmentKey", key: segment key
+    Segment,
+}
+
+impl EntityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Account => "account",
+            EntityKind::Member => "member",
+            EntityKind::Token => "token",
+            EntityKind::Project => "project",
+            EntityKind::Environment => "environment",
+            EntityKind::Flag => "flag",
+            EntityKind::Segment => "segment",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "account" => EntityKind::Account,
+            "member" => EntityKind::Member,
+            "token" => EntityKind::Token,
+            "project" => EntityKind::Project,
+            "environment" => EntityKind::Environment,
+            "flag" => EntityKind::Flag,
+            "segment" => EntityKind::Segment,
+            _ => return None,
+        })
+    }
+}
+
+/// The address of an entity.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EntityRef {
+    pub kind: EntityKind,
+    pub scope: String,
+    pub key: String,
+}
+
+impl EntityRef {
+    pub fn new(kind: EntityKind, scope: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            kind,
+            scope: scope.into(),
+            key: key.into(),
+        }
+    }
+}
+
+/// A stored document with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEntity {
+    pub key: String,
+    pub version: i64,
+    pub doc: String,
+}
+
+/// One entity change inside a [`ChangeSet`].
+#[derive(Debug, Clone)]
+pub enum EntityWrite {
+    /// Create; fails with [`StoreError::AlreadyExists`] if the address or an alias is taken.
+    Insert {
+        target: EntityRef,
+        version: i64,
+        doc: String,
+        aliases: Vec<String>,
+    },
+    /// Replace the document if the stored version is still `expected_version`.
+    /// `aliases: Some(..)` replaces the entity's aliases.
+    Update {
+        target: EntityRef,
+        expected_version: i64,
+        version: i64,
+        doc: String,
+        aliases: Option<Vec<String>>,
+    },
+    /// Delete (with its aliases) if the stored version is still `expected_version`.
+    Delete {
+        target: EntityRef,
+        expected_version: i64,
+    },
+    /// Delete every entity (and alias) whose scope is `scope` or starts with `scope/`:
+    /// everything inside a project or environment.
+    DeleteScope { scope: String },
+}
+
+/// An audit entry to append.
+#[derive(Debug, Clone)]
+pub struct AuditRow {
+    pub id: String,
+    pub date: i64,
+    pub kind: String,
+    /// Lower-cased text searched by `q`.
+    pub search: String,
+    pub doc: String,
+}
+
+/// A change notification for consumers that run after the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxRow {
+    pub topic: String,
+    pub payload: String,
+}
+
+/// Everything one domain operation writes, committed in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet {
+    pub writes: Vec<EntityWrite>,
+    pub audit: Vec<AuditRow>,
+    pub outbox: Vec<OutboxRow>,
+    pub created_at: i64,
+}
+
+/// Filters for reading the audit log, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    /// Only entries strictly before this date (Unix ms).
+    pub before: Option<i64>,
+    /// Only entries strictly after this date (Unix ms).
+    pub after: Option<i64>,
+    /// Lower-cased substring that must occur in the entry's search text.
+    pub q: Option<String>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEvent {
+    pub seq: i64,
+    pub created_at: i64,
+    pub topic: String,
+    pub payload: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The entity changed since it was read (or vanished): re-read and retry.
+    #[error("{0} was changed concurrently")]
+    Conflict(String),
+    /// An insert hit an existing address or alias.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// "sqlite" or "postgres".
+    fn dialect(&self) -> &'static str;
+    async fn get(&self, target: &EntityRef) -> StoreResult<Option<StoredEntity>>;
+    /// All entities of a kind in a scope, ordered by key.
+    async fn list(&self, kind: EntityKind, scope: &str) -> StoreResult<Vec<StoredEntity>>;
+    async fn resolve_alias(&self, alias: &str) -> StoreResult<Option<EntityRef>>;
+    /// Commits the change set atomically. Returns the outbox sequence numbers assigned.
+    async fn commit(&self, change: ChangeSet) -> StoreResult<Vec<i64>>;
+    /// Audit entry documents, newest first.
+    async fn audit_list(&self, query: &AuditQuery) -> StoreResult<Vec<String>>;
+    async fn audit_get(&self, id: &str) -> StoreResult<Option<String>>;
+    /// Outbox events with `seq > after_seq`, oldest first.
+    async fn outbox_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+}
+
+/// Opens the store named by a database URL (`sqlite://path` or `postgres://…`) and runs its
+/// migrations.
+pub async fn connect(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::connect(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(PgStore::connect(url, None).await?))
+    } else {
+        Err(StoreError::InvalidUrl(format!(
+            "{url}: use sqlite://PATH or postgres://USER@HOST:PORT/DB"
+        )))
+    }
+}
+
+/// The SQL shared by both dialects, written once with `?` placeholders;
+/// [`numbered_placeholders`] turns them into Postgres' `$1, $2, …`.
+pub(crate) mod sql {
+    pub const GET: &str =
+        "SELECT key, version, doc FROM entities WHERE kind = ? AND scope = ? AND key = ?";
+    pub const LIST: &str =
+        "SELECT key, version, doc FROM entities WHERE kind = ? AND scope = ? ORDER BY key";
+    pub const RESOLVE_ALIAS: &str = "SELECT kind, scope, key FROM entity_aliases WHERE alias = ?";
+    pub const INSERT: &str = "INSERT INTO entities (kind, scope, key, version, doc) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
+    pub const INSERT_ALIAS: &str = "INSERT INTO entity_aliases (alias, kind, scope, key) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING";
+    pub const DELETE_ALIASES: &str =
+        "DELETE FROM entity_aliases WHERE kind = ? AND scope = ? AND key = ?";
+    pub const UPDATE: &str = "UPDATE entities SET version = ?, doc = ? WHERE kind = ? AND scope = ? AND key = ? AND version = ?";
+    pub const DELETE: &str =
+        "DELETE FROM entities WHERE kind = ? AND scope = ? AND key = ? AND version = ?";
+    pub const DELETE_SCOPE: &str =
+        "DELETE FROM entities WHERE scope = ? OR substr(scope, 1, ?) = ?";
+    pub const DELETE_SCOPE_ALIASES: &str =
+        "DELETE FROM entity_aliases WHERE scope = ? OR substr(scope, 1, ?) = ?";
+    pub const INSERT_AUDIT: &str =
+        "INSERT INTO audit_log (id, date, kind, search, doc) VALUES (?, ?, ?, ?, ?)";
+    pub const GET_AUDIT: &str = "SELECT doc FROM audit_log WHERE id = ?";
+    pub const INSERT_OUTBOX: &str =
+        "INSERT INTO outbox (created_at, topic, payload) VALUES (?, ?, ?) RETURNING seq";
+    pub const OUTBOX_AFTER: &str =
+        "SELECT seq, created_at, topic, payload FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?";
+
+    /// The audit listing; `contains` is the dialect's substring test (`instr` / `strpos`).
+    pub fn audit_list(contains: &str) -> String {
+        format!(
+            "SELECT doc FROM audit_log WHERE (? IS NULL OR date < ?) AND (? IS NULL OR date > ?) \
+             AND (? IS NULL OR {contains}(search, ?) > 0) ORDER BY date DESC, seq DESC LIMIT ?"
+        )
+    }
+
+    /// Every statement above, for dialects that rewrite them once at start-up.
+    pub const ALL: &[&str] = &[
+        GET,
+        LIST,
+        RESOLVE_ALIAS,
+        INSERT,
+        INSERT_ALIAS,
+        DELETE_ALIASES,
+        UPDATE,
+        DELETE,
+        DELETE_SCOPE,
+        DELETE_SCOPE_ALIASES,
+        INSERT_AUDIT,
+        GET_AUDIT,
+        INSERT_OUTBOX,
+        OUTBOX_AFTER,
+    ];
+
+    pub fn numbered_placeholders(sql: &str) -> String {
+        let mut out = String::with_capacity(sql.len() + 16);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+}
+
+/// `scope/` prefix used by [`EntityWrite::DeleteScope`].
+pub(crate) fn scope_prefix(scope: &str) -> (String, i64) {
+    let prefix = format!("{scope}/");
+    let len = prefix.chars().count() as i64;
+    (prefix, len)
+}
+
+/// Shared implementation of the trait: both dialects run the same statements through
+/// sqlx, differing only in the pool type, the placeholder style and how a transaction opens.
+macro_rules! impl_store_for {
+    ($store:ty, $db:ty, $dialect:literal) => {
+        #[async_trait::async_trait]
+        impl $crate::Store for $store {
+            fn dialect(&self) -> &'static str {
+                $dialect
+            }
+
+            async fn get(
+                &self,
+                target: &$crate::EntityRef,
+            ) -> $crate::StoreResult<Option<$crate::StoredEntity>> {
+                let row: Option<(String, i64, String)> = sqlx::query_as(self.sql($crate::sql::GET))
+                    .bind(target.kind.as_str())
+                    .bind(&target.scope)
+                    .bind(&target.key)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.map(|(key, version, doc)| $crate::StoredEntity { key, version, doc }))
+            }
+
+            async fn list(
+                &self,
+                kind: $crate::EntityKind,
+                scope: &str,
+            ) -> $crate::StoreResult<Vec<$crate::StoredEntity>> {
+                let rows: Vec<(String, i64, String)> = sqlx::query_as(self.sql($crate::sql::LIST))
+                    .bind(kind.as_str())
+                    .bind(scope)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(key, version, doc)| $crate::StoredEntity { key, version, doc })
+                    .collect())
+            }
+
+            async fn resolve_alias(
+                &self,
+                alias: &str,
+            ) -> $crate::StoreResult<Option<$crate::EntityRef>> {
+                let row: Option<(String, String, String)> =
+                    sqlx::query_as(self.sql($crate::sql::RESOLVE_ALIAS))
+                        .bind(alias)
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(row.and_then(|(kind, scope, key)| {
+                    $crate::EntityKind::parse(&kind).map(|kind| $crate::EntityRef {
+                        kind,
+                        scope,
+                        key,
+                    })
+                }))
+            }
+
+            async fn commit(&self, change: $crate::ChangeSet) -> $crate::StoreResult<Vec<i64>> {
+                let mut tx = self.begin_write().await?;
+                for write in &change.writes {
+                    match write {
+                        $crate::EntityWrite::Insert {
+                            target,
+                            version,
+                            doc,
+                            aliases,
+                        } => {
+                            let done = sqlx::query(self.sql($crate::sql::INSERT))
+                                .bind(target.kind.as_str())
+                                .bind(&target.scope)
+                                .bind(&target.key)
+                                .bind(version)
+                                .bind(doc)
+                                .execute(&mut *tx)
+                                .await?;
+                            if done.rows_affected() == 0 {
+                                return Err($crate::StoreError::AlreadyExists(format!(
+                                    "{} \"{}\"",
+                                    target.kind.as_str(),
+                                    target.key
+                                )));
+                            }
+                            self.insert_aliases(&mut tx, target, aliases).await?;
+                        }
+                        $crate::EntityWrite::Update {
+                            target,
+                            expected_version,
+                            version,
+                            doc,
+                            aliases,
+                        } => {
+                            let done = sqlx::query(self.sql($crate::sql::UPDATE))
+                                .bind(version)
+                                .bind(doc)
+                                .bind(target.kind.as_str())
+                                .bind(&target.scope)
+                                .bind(&target.key)
+                                .bind(expected_version)
+                                .execute(&mut *tx)
+                                .await?;
+                            if done.rows_affected() == 0 {
+                                return Err($crate::StoreError::Conflict(format!(
+                                    "{} \"{}\"",
+                                    target.kind.as_str(),
+                                    target.key
+                                )));
+                            }
+                            if let Some(aliases) = aliases {
+                                sqlx::query(self.sql($crate::sql::DELETE_ALIASES))
+                                    .bind(target.kind.as_str())
+                                    .bind(&target.scope)
+                                    .bind(&target.key)
+                                    .execute(&mut *tx)
+                                    .await?;
+                                self.insert_aliases(&mut tx, target, aliases).await?;
+                            }
+                        }
+                        $crate::EntityWrite::Delete {
+                            target,
+                            expected_version,
+                        } => {
+                            let done = sqlx::query(self.sql($crate::sql::DELETE))
+                                .bind(target.kind.as_str())
+                                .bind(&target.scope)
+                                .bind(&target.key)
+                                .bind(expected_version)
+                                .execute(&mut *tx)
+                                .await?;
+                            if done.rows_affected() == 0 {
+                                return Err($crate::StoreError::Conflict(format!(
+                                    "{} \"{}\"",
+                                    target.kind.as_str(),
+                                    target.key
+                                )));
+                            }
+                            sqlx::query(self.sql($crate::sql::DELETE_ALIASES))
+                                .bind(target.kind.as_str())
+                                .bind(&target.scope)
+                                .bind(&target.key)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                        $crate::EntityWrite::DeleteScope { scope } => {
+                            let (prefix, len) = $crate::scope_prefix(scope);
+                            for statement in
+                                [$crate::sql::DELETE_SCOPE, $crate::sql::DELETE_SCOPE_ALIASES]
+                            {
+                                sqlx::query(self.sql(statement))
+                                    .bind(scope)
+                                    .bind(len)
+                                    .bind(&prefix)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
+                for row in &change.audit {
+                    sqlx::query(self.sql($crate::sql::INSERT_AUDIT))
+                        .bind(&row.id)
+                        .bind(row.date)
+                        .bind(&row.kind)
+                        .bind(&row.search)
+                        .bind(&row.doc)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let mut seqs = Vec::with_capacity(change.outbox.len());
+                for row in &change.outbox {
+                    let (seq,): (i64,) = sqlx::query_as(self.sql($crate::sql::INSERT_OUTBOX))
+                        .bind(change.created_at)
+                        .bind(&row.topic)
+                        .bind(&row.payload)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    seqs.push(seq);
+                }
+                tx.commit().await?;
+                Ok(seqs)
+            }
+
+            async fn audit_list(
+                &self,
+                query: &$crate::AuditQuery,
+            ) -> $crate::StoreResult<Vec<String>> {
+                let rows: Vec<(String,)> = sqlx::query_as(&self.audit_list_sql)
+                    .bind(query.before)
+                    .bind(query.before)
+                    .bind(query.after)
+                    .bind(query.after)
+                    .bind(query.q.as_deref())
+                    .bind(query.q.as_deref())
+                    .bind(query.limit)
+                    .fetch_all(self.reader())
+                    .await?;
+                Ok(rows.into_iter().map(|(doc,)| doc).collect())
+            }
+
+            async fn audit_get(&self, id: &str) -> $crate::StoreResult<Option<String>> {
+                let row: Option<(String,)> = sqlx::query_as(self.sql($crate::sql::GET_AUDIT))
+                    .bind(id)
+                    .fetch_optional(self.reader())
+                    .await?;
+                Ok(row.map(|(doc,)| doc))
+            }
+
+            async fn outbox_after(
+                &self,
+                after_seq: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::OutboxEvent>> {
+                let rows: Vec<(i64, i64, String, String)> =
+                    sqlx::query_as(self.sql($crate::sql::OUTBOX_AFTER))
+                        .bind(after_seq)
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(seq, created_at, topic, payload)| $crate::OutboxEvent {
+                        seq,
+                        created_at,
+                        topic,
+                        payload,
+                    })
+                    .collect())
+            }
+        }
+
+        impl $store {
+            async fn insert_aliases(
+                &self,
+                tx: &mut sqlx::Transaction<'static, $db>,
+                target: &$crate::EntityRef,
+                aliases: &[String],
+            ) -> $crate::StoreResult<()> {
+                for alias in aliases {
+                    let done = sqlx::query(self.sql($crate::sql::INSERT_ALIAS))
+                        .bind(alias)
+                        .bind(target.kind.as_str())
+                        .bind(&target.scope)
+                        .bind(&target.key)
+                        .execute(&mut **tx)
+                        .await?;
+                    if done.rows_affected() == 0 {
+                        return Err($crate::StoreError::AlreadyExists(format!(
+                            "an alias of {} \"{}\"",
+                            target.kind.as_str(),
+                            target.key
+                        )));
+                    }
+                }
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_store_for;

@@ -1,0 +1,76 @@
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::{StoreResult, impl_store_for, sql};
+
+/// Postgres. Statements are the shared ones with `$n` placeholders, rewritten once at connect.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    statements: Arc<HashMap<&'static str, String>>,
+    audit_list_sql: String,
+}
+
+impl PgStore {
+    /// Connects and migrates. With `schema`, everything lives in that schema (created if
+    /// missing): tests use one schema each so they can run in parallel on one database.
+    pub async fn connect(url: &str, schema: Option<&str>) -> StoreResult<Self> {
+        let mut options = PgConnectOptions::from_str(url)?;
+        if let Some(schema) = schema {
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(options.clone())
+                .await?;
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let statements = sql::ALL
+            .iter()
+            .map(|s| (*s, sql::numbered_placeholders(s)))
+            .collect();
+        Ok(Self {
+            pool,
+            statements: Arc::new(statements),
+            audit_list_sql: sql::numbered_placeholders(&sql::audit_list("strpos")),
+        })
+    }
+
+    /// Drops a schema made by [`PgStore::connect`] with `schema` (test clean-up).
+    pub async fn drop_schema(url: &str, schema: &str) -> StoreResult<()> {
+        let pool = PgPoolOptions::new().max_connections(1).connect(url).await?;
+        sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(&pool)
+            .await?;
+        pool.close().await;
+        Ok(())
+    }
+
+    fn reader(&self) -> &PgPool {
+        &self.pool
+    }
+
+    fn sql(&self, statement: &'static str) -> &str {
+        self.statements
+            .get(statement)
+            .map(String::as_str)
+            .unwrap_or(statement)
+    }
+
+    async fn begin_write(&self) -> StoreResult<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+impl_store_for!(PgStore, Postgres, "postgres");

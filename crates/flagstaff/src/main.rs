@@ -1,0 +1,141 @@
+//! The `flagstaff` command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+/// Flagstaff: a self-hosted feature-management server compatible with LaunchDarkly's REST API
+/// v2, SDK protocols and partner integration framework.
+#[derive(Parser)]
+#[command(name = "flagstaff", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    ///
+    /// On first start it creates an account with an owner member and an owner API token: the
+    /// value of FLAGSTAFF_BOOTSTRAP_TOKEN if set (format api-<uuid>), otherwise a random token
+    /// printed once to stderr. Stops gracefully on SIGTERM or Ctrl-C.
+    Serve(ServeArgs),
+    /// Print the OpenAPI document generated from the server's handlers.
+    Openapi,
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLAGSTAFF_LISTEN", default_value = "127.0.0.1:8030")]
+    listen: SocketAddr,
+    /// Directory for the embedded SQLite database (flagstaff.db), created if missing.
+    /// Ignored when --database-url is given.
+    #[arg(long, env = "FLAGSTAFF_DATA_DIR", default_value = "./flagstaff-data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    /// Defaults to SQLite in --data-dir.
+    #[arg(long, env = "FLAGSTAFF_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Owner API token to create on first start (api-<uuid>). Read from the environment only,
+    /// so it does not show in process listings.
+    #[arg(skip)]
+    bootstrap_token: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("FLAGSTAFF_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Serve(mut args) => {
+            args.bootstrap_token = std::env::var("FLAGSTAFF_BOOTSTRAP_TOKEN")
+                .ok()
+                .filter(|t| !t.is_empty());
+            serve(args).await
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&flagstaff_server::openapi())?
+            );
+            Ok(())
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> Result<()> {
+    let url = match args.database_url {
+        Some(url) => url,
+        None => {
+            std::fs::create_dir_all(&args.data_dir).with_context(|| {
+                format!("cannot create data directory {}", args.data_dir.display())
+            })?;
+            format!("sqlite://{}", args.data_dir.join("flagstaff.db").display())
+        }
+    };
+    let store = flagstaff_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&url)))?;
+    let (state, boot) =
+        match flagstaff_server::prepare(store.clone(), args.bootstrap_token.as_deref()).await {
+            Ok(v) => v,
+            Err(e) => bail!("bootstrap failed: {e}"),
+        };
+    if let Some(token) = &boot.generated_token {
+        eprintln!(
+            "\nCreated the owner API access token (shown only this once; store it safely):\n\n    {token}\n"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    tracing::info!(listen = %listener.local_addr()?, database = store.dialect(), "Flagstaff is serving the REST API at /api/v2");
+    flagstaff_server::serve(listener, flagstaff_server::app(state), shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Hides the password of a database URL in messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}://{user}:***{}", &url[..scheme], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
