@@ -1,5 +1,6 @@
 //! Test support shared by every integration test: the conformance-data locator, the
 //! LaunchDarkly OpenAPI contract checker, and (in `app`) a `TestApp` that runs the real server.
 
+pub mod app;
 pub mod conformance;
 pub mod contract;
