@@ -364,6 +364,10 @@ impl Services {
         }
         self.check_prerequisite_keys(project, &before, &after)
             .await?;
+        if after.archived && !before.archived {
+            self.refuse_if_prerequisite(project, key, "archived")
+                .await?;
+        }
         let (accesses, resources) = flag_accesses(project, &after, &changes);
         let text = describe_changes(&changes, &after, applied.as_deref());
         let touched: Vec<String> = {
@@ -469,12 +473,41 @@ impl Services {
         Ok(())
     }
 
+    /// Flags other flags depend on cannot be archived or deleted: their evaluation would
+    /// silently change.
+    async fn refuse_if_prerequisite(&self, project: &str, key: &str, what: &str) -> ApiResult<()> {
+        let dependents: Vec<String> = self
+            .list_flags(project)
+            .await?
+            .into_iter()
+            .filter(|f| {
+                f.key != key
+                    && f.environments
+                        .values()
+                        .any(|c| c.prerequisites.iter().any(|p| p.key == key))
+            })
+            .map(|f| f.key)
+            .collect();
+        if dependents.is_empty() {
+            return Ok(());
+        }
+        Err(ApiError::invalid(format!(
+            "flag \"{key}\" cannot be {what}: it is a prerequisite of {}; remove those prerequisites first",
+            dependents
+                .iter()
+                .map(|k| format!("\"{k}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )))
+    }
+
     pub async fn delete_flag(&self, caller: &Caller, project: &str, key: &str) -> ApiResult<()> {
         let target = flag_ref(project, key);
         let _guard = self.lock(&target).await;
         self.with_retries(|| async {
             let now = now_millis();
             let (flag, version) = self.get_flag(project, key).await?;
+            self.refuse_if_prerequisite(project, key, "deleted").await?;
             let resources: Vec<String> = flag
                 .environments
                 .keys()
