@@ -282,9 +282,10 @@ pub(crate) mod sql {
 }
 
 /// `scope/` prefix used by [`EntityWrite::DeleteScope`].
-pub(crate) fn scope_prefix(scope: &str) -> (String, i64) {
+/// The length is an `i32` because Postgres' `substr` takes `integer`, not `bigint`.
+pub(crate) fn scope_prefix(scope: &str) -> (String, i32) {
     let prefix = format!("{scope}/");
-    let len = prefix.chars().count() as i64;
+    let len = prefix.chars().count() as i32;
     (prefix, len)
 }
 

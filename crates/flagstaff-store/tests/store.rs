@@ -1,0 +1,189 @@
+//! The Store contract, on SQLite and (when FLAGSTAFF_TEST_DATABASE_URL is set) Postgres:
+//! atomic change sets, version guards, unique aliases, scope deletes, audit queries, outbox.
+
+use std::sync::Arc;
+
+use flagstaff_store::{
+    AuditQuery, AuditRow, ChangeSet, EntityKind, EntityRef, EntityWrite, OutboxRow, PgStore,
+    SqliteStore, Store, StoreError,
+};
+
+async fn stores() -> Vec<(Arc<dyn Store>, Option<(String, String)>, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite: Arc<dyn Store> = Arc::new(
+        SqliteStore::connect(&format!("sqlite://{}", dir.path().join("s.db").display()))
+            .await
+            .unwrap(),
+    );
+    let mut out = vec![(sqlite, None, dir)];
+    if let Ok(url) = std::env::var("FLAGSTAFF_TEST_DATABASE_URL") {
+        let schema = format!("store_{}", uuid::Uuid::new_v4().simple());
+        let pg: Arc<dyn Store> = Arc::new(PgStore::connect(&url, Some(&schema)).await.unwrap());
+        out.push((pg, Some((url, schema)), tempfile::tempdir().unwrap()));
+    }
+    out
+}
+
+async fn cleanup(pg: Option<(String, String)>) {
+    if let Some((url, schema)) = pg {
+        PgStore::drop_schema(&url, &schema).await.unwrap();
+    }
+}
+
+fn flag(key: &str) -> EntityRef {
+    EntityRef::new(EntityKind::Flag, "proj", key)
+}
+
+fn audit(id: &str, date: i64, text: &str) -> AuditRow {
+    AuditRow {
+        id: id.into(),
+        date,
+        kind: "flag".into(),
+        search: text.into(),
+        doc: format!("{{\"id\":\"{id}\"}}"),
+    }
+}
+
+fn change(writes: Vec<EntityWrite>, audit_row: AuditRow) -> ChangeSet {
+    ChangeSet {
+        writes,
+        audit: vec![audit_row],
+        outbox: vec![OutboxRow {
+            topic: "flag".into(),
+            payload: "{}".into(),
+        }],
+        created_at: 1,
+    }
+}
+
+#[tokio::test]
+async fn change_sets_are_atomic_and_version_guarded() {
+    for (store, pg, _dir) in stores().await {
+        let insert = |key: &str, alias: &str| EntityWrite::Insert {
+            target: flag(key),
+            version: 1,
+            doc: "{}".into(),
+            aliases: vec![alias.into()],
+        };
+        let seqs = store
+            .commit(change(
+                vec![insert("a", "alias-a")],
+                audit("e1", 10, "created a"),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(seqs.len(), 1);
+        assert_eq!(
+            store.resolve_alias("alias-a").await.unwrap(),
+            Some(flag("a"))
+        );
+
+        // A duplicate alias in the second write rolls back the first write, the audit row and the outbox row.
+        let err = store
+            .commit(change(
+                vec![insert("b", "alias-b"), insert("c", "alias-a")],
+                audit("e2", 20, "created b and c"),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::AlreadyExists(_)), "{err:?}");
+        assert!(store.get(&flag("b")).await.unwrap().is_none());
+        assert!(store.audit_get("e2").await.unwrap().is_none());
+        assert_eq!(store.outbox_after(0, 100).await.unwrap().len(), 1);
+
+        // Updates need the version that was read.
+        let update = |expected: i64| EntityWrite::Update {
+            target: flag("a"),
+            expected_version: expected,
+            version: expected + 1,
+            doc: "{\"v\":2}".into(),
+            aliases: None,
+        };
+        store
+            .commit(change(vec![update(1)], audit("e3", 30, "updated a")))
+            .await
+            .unwrap();
+        let stale = store
+            .commit(change(vec![update(1)], audit("e4", 40, "stale")))
+            .await
+            .unwrap_err();
+        assert!(matches!(stale, StoreError::Conflict(_)), "{stale:?}");
+        assert_eq!(store.get(&flag("a")).await.unwrap().unwrap().version, 2);
+
+        // Scope deletes take everything inside a project, aliases included, and nothing outside.
+        let seg = EntityRef::new(EntityKind::Segment, "proj/production", "s");
+        let other = EntityRef::new(EntityKind::Flag, "proj2", "x");
+        store
+            .commit(change(
+                vec![
+                    EntityWrite::Insert {
+                        target: seg.clone(),
+                        version: 1,
+                        doc: "{}".into(),
+                        aliases: vec![],
+                    },
+                    EntityWrite::Insert {
+                        target: other.clone(),
+                        version: 1,
+                        doc: "{}".into(),
+                        aliases: vec!["alias-x".into()],
+                    },
+                ],
+                audit("e5", 50, "more"),
+            ))
+            .await
+            .unwrap();
+        store
+            .commit(change(
+                vec![EntityWrite::DeleteScope {
+                    scope: "proj".into(),
+                }],
+                audit("e6", 60, "deleted proj"),
+            ))
+            .await
+            .unwrap();
+        assert!(store.get(&flag("a")).await.unwrap().is_none());
+        assert!(store.get(&seg).await.unwrap().is_none());
+        assert!(store.resolve_alias("alias-a").await.unwrap().is_none());
+        assert!(store.get(&other).await.unwrap().is_some());
+        assert_eq!(store.resolve_alias("alias-x").await.unwrap(), Some(other));
+
+        // Audit queries: newest first, before/after, substring search.
+        let ids = |docs: Vec<String>| docs.iter().map(|d| d[7..9].to_string()).collect::<Vec<_>>();
+        let all = store
+            .audit_list(&AuditQuery {
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(all), vec!["e6", "e5", "e3", "e1"]);
+        let window = store
+            .audit_list(&AuditQuery {
+                before: Some(60),
+                after: Some(10),
+                limit: 10,
+                q: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(window), vec!["e5", "e3"]);
+        let search = store
+            .audit_list(&AuditQuery {
+                q: Some("updated".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(ids(search), vec!["e3"]);
+        let outbox = store.outbox_after(0, 100).await.unwrap();
+        assert_eq!(outbox.len(), 4);
+        assert!(outbox.windows(2).all(|w| w[0].seq < w[1].seq));
+        assert_eq!(
+            store.outbox_after(outbox[1].seq, 100).await.unwrap().len(),
+            2
+        );
+        cleanup(pg).await;
+    }
+}
