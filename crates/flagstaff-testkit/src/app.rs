@@ -237,6 +237,15 @@ impl TestApp {
             .expect("read audit log")
             .len()
     }
+
+    /// The number of outbox rows (up to 100,000): every committed change appends at least one.
+    pub async fn outbox_count(&self) -> usize {
+        self.store
+            .outbox_after(0, 100_000)
+            .await
+            .expect("read outbox")
+            .len()
+    }
 }
 
 /// Every response must match LaunchDarkly's OpenAPI schema for its operation and status.
