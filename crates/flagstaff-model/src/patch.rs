@@ -213,7 +213,8 @@ pub fn apply_document_patch<T: Serialize + DeserializeOwned>(
             )));
         }
     }
-    serde_json::from_value(doc)
+    // The error names the field at fault, e.g. `temporary: invalid type: string "x", …`.
+    serde_path_to_error::deserialize(doc)
         .map_err(|e| ModelError::invalid(format!("the patched document is invalid: {e}")))
 }
 

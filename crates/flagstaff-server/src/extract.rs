@@ -21,10 +21,26 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for LdJson<T> {
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let body = JsonBody::from_request(req, state).await?;
-        let value = serde_json::from_slice(&body.bytes)
-            .map_err(|e| ApiError::invalid(format!("Invalid request body: {e}")))?;
-        Ok(LdJson(value))
+        Ok(LdJson(parse_body(&body.bytes)?))
     }
+}
+
+/// Deserializes a JSON body into `T`. Syntax errors say the JSON is malformed; data errors
+/// name the field at fault (`defaults.onVariation: invalid type: …`).
+pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let malformed = |e: serde_json::Error| {
+        ApiError::invalid(format!("Invalid request body: malformed JSON: {e}"))
+    };
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            malformed(e.into_inner())
+        } else {
+            ApiError::invalid(format!("Invalid request body: {e}"))
+        }
+    })?;
+    de.end().map_err(malformed)?;
+    Ok(value)
 }
 
 /// The raw JSON body plus whether it is a semantic patch

@@ -249,7 +249,8 @@ pub fn page(
     json!({"items": items, "totalCount": total, "_links": links})
 }
 
-fn encode_query(value: &str) -> String {
+/// Percent-encodes a query parameter value.
+pub fn encode_query(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for b in value.bytes() {
         match b {

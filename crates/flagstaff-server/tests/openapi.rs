@@ -13,7 +13,9 @@ async fn generated_operations_match_launchdarkly() {
     let mut count = 0;
     for (path, item) in doc["paths"].as_object().expect("paths") {
         for (method, op) in item.as_object().unwrap() {
-            let id = op["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
             let concrete = path.replace('{', "x").replace('}', "");
             assert_eq!(
                 ld.operation_id(method, &concrete),
@@ -25,6 +27,12 @@ async fn generated_operations_match_launchdarkly() {
         }
     }
     assert!(count >= 25, "only {count} operations generated");
-    assert_eq!(doc["components"]["securitySchemes"]["ApiKey"]["in"], Value::from("header"));
-    assert!(doc["components"]["schemas"]["FeatureFlagBody"].is_object(), "request schemas come from the model types");
+    assert_eq!(
+        doc["components"]["securitySchemes"]["ApiKey"]["in"],
+        Value::from("header")
+    );
+    assert!(
+        doc["components"]["schemas"]["FeatureFlagBody"].is_object(),
+        "request schemas come from the model types"
+    );
 }

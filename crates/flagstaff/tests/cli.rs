@@ -13,7 +13,11 @@ use flagstaff_testkit::conformance::workspace_root;
 const BIN: &str = env!("CARGO_BIN_EXE_flagstaff");
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `flagstaff serve` with its stderr collected line by line.
@@ -26,7 +30,11 @@ struct Server {
 impl Server {
     fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(BIN);
-        cmd.arg("serve").args(args).stdout(Stdio::null()).stderr(Stdio::piped()).env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN");
+        cmd.arg("serve")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -38,7 +46,11 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        Server { child, stderr: rx, lines: Vec::new() }
+        Server {
+            child,
+            stderr: rx,
+            lines: Vec::new(),
+        }
     }
 
     /// Waits for the "serving" log line (or the process ending).
@@ -55,13 +67,19 @@ impl Server {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {
                     if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!("flagstaff exited with {status} before serving:\n{}", self.lines.join("\n"));
+                        panic!(
+                            "flagstaff exited with {status} before serving:\n{}",
+                            self.lines.join("\n")
+                        );
                     }
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
         }
-        panic!("flagstaff did not report serving:\n{}", self.lines.join("\n"));
+        panic!(
+            "flagstaff did not report serving:\n{}",
+            self.lines.join("\n")
+        );
     }
 
     fn output(&self) -> String {
@@ -70,7 +88,10 @@ impl Server {
 
     /// SIGTERM, then the exit status and the rest of stderr.
     fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill");
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
         let status = self.child.wait().expect("wait");
         while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
             self.lines.push(line);
@@ -80,22 +101,52 @@ impl Server {
 }
 
 fn get_status(url: &str, token: &str) -> u16 {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async { reqwest::Client::new().get(url).header("Authorization", token).send().await.map(|r| r.status().as_u16()).unwrap_or(0) })
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .get(url)
+            .header("Authorization", token)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    })
 }
 
 fn printed_token(output: &str) -> Option<String> {
-    output.split_whitespace().find(|w| w.starts_with("api-") && w.len() == 40).map(String::from)
+    output
+        .split_whitespace()
+        .find(|w| w.starts_with("api-") && w.len() == 40)
+        .map(String::from)
 }
 
 #[test]
 fn help_documents_every_setting() {
-    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for needle in ["--listen", "FLAGSTAFF_LISTEN", "127.0.0.1:8030", "--data-dir", "FLAGSTAFF_DATA_DIR", "--database-url", "FLAGSTAFF_DATABASE_URL", "FLAGSTAFF_BOOTSTRAP_TOKEN"] {
-        assert!(help.contains(needle), "serve --help lacks {needle}:\n{help}");
+    for needle in [
+        "--listen",
+        "FLAGSTAFF_LISTEN",
+        "127.0.0.1:8030",
+        "--data-dir",
+        "FLAGSTAFF_DATA_DIR",
+        "--database-url",
+        "FLAGSTAFF_DATABASE_URL",
+        "FLAGSTAFF_BOOTSTRAP_TOKEN",
+    ] {
+        assert!(
+            help.contains(needle),
+            "serve --help lacks {needle}:\n{help}"
+        );
     }
-    let top = String::from_utf8_lossy(&Command::new(BIN).arg("--help").output().unwrap().stdout).to_string();
+    let top = String::from_utf8_lossy(&Command::new(BIN).arg("--help").output().unwrap().stdout)
+        .to_string();
     assert!(top.contains("serve") && top.contains("openapi"), "{top}");
 }
 
@@ -105,20 +156,41 @@ fn first_start_prints_a_working_token_once_and_shuts_down_gracefully() {
     let data = dir.path().join("data");
     let port = free_port().to_string();
     let listen = format!("127.0.0.1:{port}");
-    let mut server = Server::start(&["--listen", &listen, "--data-dir", data.to_str().unwrap()], &[]);
+    let mut server = Server::start(
+        &["--listen", &listen, "--data-dir", data.to_str().unwrap()],
+        &[],
+    );
     server.wait_ready();
-    let token = printed_token(&server.output()).unwrap_or_else(|| panic!("no token printed:\n{}", server.output()));
+    let token = printed_token(&server.output())
+        .unwrap_or_else(|| panic!("no token printed:\n{}", server.output()));
     let projects = format!("http://{listen}/api/v2/projects");
     assert_eq!(get_status(&projects, &token), 200);
-    assert_eq!(get_status(&projects, "api-00000000-0000-4000-8000-000000000000"), 401);
+    assert_eq!(
+        get_status(&projects, "api-00000000-0000-4000-8000-000000000000"),
+        401
+    );
     let (status, log) = server.terminate();
-    assert!(status.success(), "SIGTERM should stop cleanly, got {status}:\n{log}");
+    assert!(
+        status.success(),
+        "SIGTERM should stop cleanly, got {status}:\n{log}"
+    );
     assert!(data.join("flagstaff.db").exists());
 
     // Restarting on the same data keeps the account and prints no new token.
-    let mut again = Server::start(&[], &[("FLAGSTAFF_LISTEN", &listen), ("FLAGSTAFF_DATA_DIR", data.to_str().unwrap())]);
+    let mut again = Server::start(
+        &[],
+        &[
+            ("FLAGSTAFF_LISTEN", &listen),
+            ("FLAGSTAFF_DATA_DIR", data.to_str().unwrap()),
+        ],
+    );
     again.wait_ready();
-    assert_eq!(printed_token(&again.output()), None, "a token was printed again:\n{}", again.output());
+    assert_eq!(
+        printed_token(&again.output()),
+        None,
+        "a token was printed again:\n{}",
+        again.output()
+    );
     assert_eq!(get_status(&projects, &token), 200);
     again.terminate();
 }
@@ -127,15 +199,33 @@ fn first_start_prints_a_working_token_once_and_shuts_down_gracefully() {
 fn bad_bootstrap_token_and_database_url_are_refused_clearly() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", &format!("127.0.0.1:{}", free_port()), "--data-dir", dir.path().to_str().unwrap()])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ])
         .env("FLAGSTAFF_BOOTSTRAP_TOKEN", "not-a-token")
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("api-<uuid>"), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = Command::new(BIN).args(["serve", "--database-url", "mysql://x"]).env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN").output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("api-<uuid>"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["serve", "--database-url", "mysql://x"])
+        .env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN")
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite://"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sqlite://"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -145,27 +235,49 @@ fn serves_on_postgres_with_database_url() {
         return;
     };
     let schema = format!("cli_{}", uuid::Uuid::new_v4().simple());
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async { flagstaff_store::PgStore::connect(&url, Some(&schema)).await.expect("create schema") });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        flagstaff_store::PgStore::connect(&url, Some(&schema))
+            .await
+            .expect("create schema")
+    });
     let sep = if url.contains('?') { '&' } else { '?' };
     let db_url = format!("{url}{sep}options=-c%20search_path%3D{schema}");
     let token = "api-00000000-0000-4000-8000-0000000000cc";
     let listen = format!("127.0.0.1:{}", free_port());
-    let mut server = Server::start(&["--listen", &listen, "--database-url", &db_url], &[("FLAGSTAFF_BOOTSTRAP_TOKEN", token)]);
+    let mut server = Server::start(
+        &["--listen", &listen, "--database-url", &db_url],
+        &[("FLAGSTAFF_BOOTSTRAP_TOKEN", token)],
+    );
     server.wait_ready();
     assert!(server.output().contains("postgres"), "{}", server.output());
-    assert_eq!(get_status(&format!("http://{listen}/api/v2/projects"), token), 200);
+    assert_eq!(
+        get_status(&format!("http://{listen}/api/v2/projects"), token),
+        200
+    );
     let (status, log) = server.terminate();
     assert!(status.success(), "{log}");
-    rt.block_on(async { flagstaff_store::PgStore::drop_schema(&url, &schema).await.unwrap() });
+    rt.block_on(async {
+        flagstaff_store::PgStore::drop_schema(&url, &schema)
+            .await
+            .unwrap()
+    });
 }
 
 /// The shell block after `<!-- tour -->` in the README, run as written.
 fn readme_tour(readme: &Path) -> (String, String) {
     let text = std::fs::read_to_string(readme).unwrap();
-    let start = text.find("<!-- tour -->").expect("README has a <!-- tour --> marker");
+    let start = text
+        .find("<!-- tour -->")
+        .expect("README has a <!-- tour --> marker");
     let rest = &text[start..];
-    let open = rest.find("```sh\n").expect("a ```sh block follows the tour marker") + 6;
+    let open = rest
+        .find("```sh\n")
+        .expect("a ```sh block follows the tour marker")
+        + 6;
     let close = rest[open..].find("```").unwrap();
     let script = rest[open..open + close].to_string();
     let token = script
@@ -180,17 +292,33 @@ fn readme_tour(readme: &Path) -> (String, String) {
 #[test]
 fn readme_curl_tour_works_verbatim() {
     let (script, token) = readme_tour(&workspace_root().join("README.md"));
-    assert!(script.contains("127.0.0.1:8030"), "the tour talks to the default address");
+    assert!(
+        script.contains("127.0.0.1:8030"),
+        "the tour talks to the default address"
+    );
     if std::net::TcpStream::connect("127.0.0.1:8030").is_ok() {
         panic!("port 8030 is taken: stop the server running there to run the README tour test");
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(&["--data-dir", dir.path().to_str().unwrap()], &[("FLAGSTAFF_BOOTSTRAP_TOKEN", &token)]);
+    let mut server = Server::start(
+        &["--data-dir", dir.path().to_str().unwrap()],
+        &[("FLAGSTAFF_BOOTSTRAP_TOKEN", &token)],
+    );
     server.wait_ready();
-    let out = Command::new("bash").args(["-euo", "pipefail", "-c", &script]).current_dir(dir.path()).output().unwrap();
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     server.terminate();
-    assert!(out.status.success(), "the README tour failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}");
-    assert!(stdout.contains("\"turned on the flag\""), "the tour's audit log step shows the toggle:\n{stdout}");
+    assert!(
+        out.status.success(),
+        "the README tour failed:\n--- stdout\n{stdout}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains("\"turned on the flag\""),
+        "the tour's audit log step shows the toggle:\n{stdout}"
+    );
 }

@@ -55,21 +55,28 @@ async fn get_audit_log_entries(
         }
         None => None,
     };
+    // One entry more than asked for tells whether there is a next page.
     let filter = AuditFilter {
         before: q.before,
         after: q.after,
         q: q.q.clone().filter(|s| !s.is_empty()),
         spec,
-        limit,
+        limit: limit + 1,
     };
-    let entries = state.services.audit_entries(&filter).await?;
+    let mut entries = state.services.audit_entries(&filter).await?;
+    let more = entries.len() as i64 > limit;
+    entries.truncate(limit as usize);
     let mut links = json!({"self": link("/api/v2/auditlog")});
-    if entries.len() as i64 == limit
-        && let Some(last) = entries.last()
-    {
+    if more && let Some(last) = entries.last() {
+        // The next page keeps every filter of this one.
         let mut next = format!("/api/v2/auditlog?limit={limit}&before={}", last.date);
         if let Some(after) = q.after {
             next.push_str(&format!("&after={after}"));
+        }
+        for (name, value) in [("q", &filter.q), ("spec", &q.spec)] {
+            if let Some(value) = value {
+                next.push_str(&format!("&{name}={}", render::encode_query(value)));
+            }
         }
         links["next"] = link(next);
     }

@@ -192,7 +192,8 @@ impl Services {
                     site_path: format!("/settings/projects/{project_key}/environments/{}", env.key),
                     delta: None,
                     previous_version: None,
-                    current_version: Some(to_value(&env)),
+                    // Keys are secrets: the audit log never records their values.
+                    current_version: Some(redact_keys(to_value(&env))),
                 },
                 outbox: vec![environment_outbox(project_key, &env.key, "create")],
             };

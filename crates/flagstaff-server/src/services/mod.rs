@@ -5,6 +5,7 @@
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flagstaff_model::UnixMillis;
@@ -71,11 +72,21 @@ pub fn access(action: &str, resource: impl ToString) -> ResourceAccess {
     }
 }
 
+/// Unix time in milliseconds, strictly increasing within this process: every change gets a
+/// timestamp of its own, so audit entries never share a date and paging the log with
+/// `before`/`after` cannot skip an entry written in the same millisecond as another.
 pub fn now_millis() -> UnixMillis {
-    SystemTime::now()
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let wall = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let next = |last: i64| wall.max(last + 1);
+    match LAST.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+        Some(next(last))
+    }) {
+        Ok(last) | Err(last) => next(last),
+    }
 }
 
 pub fn decode<T: DeserializeOwned>(doc: &str) -> ApiResult<T> {
