@@ -1,235 +1,100 @@
-//! LaunchDarkly resource specifiers (`proj/default:env/production:flag/my-flag;tag1,tag2`).
+//! LaunchDarkly's policy language: resource specifiers
+//! (`proj/default:env/production:flag/my-flag;tag1,tag2`), policy statements, custom and base
+//! roles, and the decision whether a caller may take an action on a resource.
 //!
-//! Audit entries name what they touched with these; the policy language (custom roles,
-//! webhook and integration filters) matches actions against them.
+//! Pure: no I/O, no clock. Used for authorization (custom roles, token inline policies), for
+//! event filters (webhooks, integration subscriptions, Relay auto-configs), and for the audit
+//! log's `spec` filter; audit entries name what they touched with [`ResourceSpec`] strings.
+//!
+//! # Deciding
+//!
+//! ```
+//! use std::sync::Arc;
+//! use flagstaff_policy::*;
+//!
+//! let policy = parse_policy_str(r#"[
+//!     {"effect":"allow","actions":["*"],"resources":["proj/${roleAttribute/projectKey}:env/*:flag/*"]},
+//!     {"effect":"deny","actions":["updateOn"],"resources":["proj/*:env/*;{critical:true}:flag/*"]}
+//! ]"#).unwrap();
+//! let attributes = RoleAttributes::from([("projectKey".to_string(), vec!["mobile".to_string()])]);
+//! // A custom role with `basePermissions: reader`, assigned with these role attributes.
+//! let role = CompiledPolicy::compile_role(&policy, BasePermissions::Reader, &attributes).unwrap();
+//! let member = Permissions::new([Arc::new(role)]);
+//!
+//! let flag = |env: &str, critical: bool| {
+//!     Resource::project("mobile", &[]).env(env, &[], critical).flag("checkout", &[])
+//! };
+//! assert_eq!(member.decide("updateOn", &flag("test", false)), Decision::Allowed);
+//! assert_eq!(member.decide("updateOn", &flag("production", true)), Decision::Denied);
+//! assert_eq!(member.decide("viewProject", &Resource::project("web", &[])), Decision::Allowed);
+//! assert_eq!(member.decide("deleteProject", &Resource::project("mobile", &[])), Decision::NotMatched);
+//!
+//! // A personal token never exceeds its member.
+//! let token = Permissions::new([BaseRole::Writer.policy()]).bounded_by(member.clone());
+//! assert!(!token.allows("createProject", &Resource::project("new", &[])));
+//! assert!(!exceeds(&token, &member, "createProject", &Resource::project("new", &[])));
+//! ```
+//!
+//! Semantics (LaunchDarkly, "Using policies"; statement order never matters):
+//! * **Inside one policy**, a matching `deny` wins over every `allow`; an `allow` with no
+//!   matching `deny` allows; nothing matching is [`Decision::NotMatched`] (denied).
+//! * **Across roles** ([`Permissions`]) the most permissive wins: allowed if any role allows.
+//! * **Personal tokens** ([`Permissions::bounded_by`]): allowed only if the token's roles allow
+//!   *and* its member's current permissions allow.
+//! * A specifier matches resources of **exactly its shape**: `proj/*:env/*` matches
+//!   environments, not the flags inside them. Names, tags, property values and actions are
+//!   case-sensitive `*` globs. Several tags in one segment must **all** be present.
+//!   `{property:value}` selectors test properties the concrete [`Resource`] carries
+//!   (environments' `critical`).
+//! * `notActions` / `notResources` apply to every action / resource (of any type) not listed.
+//!
+//! # For the server
+//!
+//! * Build a caller's [`Permissions`] from compiled roles: the member's custom roles (they
+//!   **replace** the base role, LaunchDarkly "Managing role assignments") or else
+//!   [`BaseRole::policy`], plus every team role. Compile each custom role per assignment with
+//!   [`CompiledPolicy::compile_role`] and the member's (or, for team roles, the team's) role
+//!   attributes; cache the result and rebuild it when a role, an assignment or attributes
+//!   change. Base roles are compiled once per process.
+//! * Personal tokens: `token_permissions.bounded_by(member_permissions)`, the member's side
+//!   current at request time. Service tokens are not bounded.
+//! * Give [`Resource`]s the tags of every level and each environment's `critical`
+//!   ([`Resource::env`] requires it): a deny on `env/*;{critical:true}` can only apply to
+//!   resources that say whether they are critical.
+//! * Flag-wide changes (create, delete, name, tags, variations, …) are checked against the flag
+//!   in **every** environment of the project.
+//! * Base roles only allow, so what they don't grant is `NotMatched`, never `Denied`. Managing
+//!   one's own personal tokens is LaunchDarkly's default for every member unless a role denies
+//!   it: for `member/<self>:token/*` the check is `decide(..) != Decision::Denied` (whether a
+//!   `no_access` member may, is the server's call).
+//! * `_access.allowed/denied` reasons: [`CompiledPolicy::evaluate`] names the deciding
+//!   statement in [`CompiledPolicy::statements`].
+//! * Event filters (webhooks, integration subscriptions): no statements means every event;
+//!   otherwise deliver when [`Authorizer::allows_any`] of the audit entry's accesses.
 
-use std::fmt;
+mod attributes;
+mod base_roles;
+mod compiled;
+mod error;
+mod glob;
+mod kind;
+mod resource;
+mod spec;
+mod statement;
 
-/// One `type/name;tags` segment of a specifier.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResourceSegment {
-    pub kind: String,
-    pub name: String,
-    pub tags: Vec<String>,
-}
-
-/// A whole specifier: segments joined by `:`, outermost first.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ResourceSpec {
-    pub segments: Vec<ResourceSegment>,
-}
-
-impl ResourceSpec {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a `kind/name;tags` segment.
-    pub fn with(mut self, kind: &str, name: &str, tags: &[String]) -> Self {
-        self.segments.push(ResourceSegment {
-            kind: kind.to_string(),
-            name: name.to_string(),
-            tags: tags.to_vec(),
-        });
-        self
-    }
-
-    pub fn project(key: &str, tags: &[String]) -> Self {
-        Self::new().with("proj", key, tags)
-    }
-
-    pub fn environment(project: &str, env: &str, env_tags: &[String]) -> Self {
-        Self::project(project, &[]).with("env", env, env_tags)
-    }
-
-    pub fn flag(project: &str, env: &str, flag: &str, flag_tags: &[String]) -> Self {
-        Self::environment(project, env, &[]).with("flag", flag, flag_tags)
-    }
-
-    pub fn segment(project: &str, env: &str, segment: &str, tags: &[String]) -> Self {
-        Self::environment(project, env, &[]).with("segment", segment, tags)
-    }
-
-    /// Parses a specifier. Names and tags are taken literally (globs are kept as written).
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let text = text.trim();
-        if text.is_empty() {
-            return Err("a resource specifier must not be empty".into());
-        }
-        let mut segments = Vec::new();
-        for part in split_top_level(text) {
-            if part == "acct" {
-                segments.push(ResourceSegment {
-                    kind: "acct".into(),
-                    name: String::new(),
-                    tags: Vec::new(),
-                });
-                continue;
-            }
-            let (head, tags) = match part.split_once(';') {
-                Some((h, t)) => (
-                    h,
-                    t.split(',')
-                        .map(str::trim)
-                        .filter(|s| !s.is_empty())
-                        .map(String::from)
-                        .collect(),
-                ),
-                None => (part, Vec::new()),
-            };
-            let (kind, name) = head.split_once('/').ok_or_else(|| {
-                format!("resource segment \"{part}\" must look like type/name, e.g. proj/default")
-            })?;
-            if kind.is_empty() || name.is_empty() {
-                return Err(format!(
-                    "resource segment \"{part}\" needs both a type and a name"
-                ));
-            }
-            segments.push(ResourceSegment {
-                kind: kind.into(),
-                name: name.into(),
-                tags,
-            });
-        }
-        Ok(Self { segments })
-    }
-}
-
-impl ResourceSpec {
-    /// Whether this specifier (a pattern, possibly with `*` globs and tag lists) covers the
-    /// concrete resource `resource`: same resource path, each name matching its glob, and, where
-    /// the pattern lists tags, the resource carrying at least one of them. Property selectors
-    /// such as `{critical:true}` are not evaluated yet and never match.
-    pub fn covers(&self, resource: &ResourceSpec) -> bool {
-        self.segments.len() == resource.segments.len()
-            && self
-                .segments
-                .iter()
-                .zip(&resource.segments)
-                .all(|(pattern, actual)| {
-                    pattern.kind == actual.kind
-                        && glob_match(&pattern.name, &actual.name)
-                        && (pattern.tags.is_empty()
-                            || pattern
-                                .tags
-                                .iter()
-                                .any(|want| actual.tags.iter().any(|have| glob_match(want, have))))
-                })
-    }
-}
-
-/// `*` matches any run of characters; everything else matches itself.
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for middle in &parts[1..parts.len() - 1] {
-        match rest.find(middle) {
-            Some(at) => rest = &rest[at + middle.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
-/// Splits on `:` that are not inside `{…}` property selectors.
-fn split_top_level(text: &str) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut depth = 0usize;
-    let mut start = 0;
-    for (i, c) in text.char_indices() {
-        match c {
-            '{' => depth += 1,
-            '}' => depth = depth.saturating_sub(1),
-            ':' if depth == 0 => {
-                parts.push(&text[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    parts.push(&text[start..]);
-    parts
-}
-
-impl fmt::Display for ResourceSpec {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, seg) in self.segments.iter().enumerate() {
-            if i > 0 {
-                f.write_str(":")?;
-            }
-            if seg.kind == "acct" {
-                f.write_str("acct")?;
-                continue;
-            }
-            write!(f, "{}/{}", seg.kind, seg.name)?;
-            if !seg.tags.is_empty() {
-                write!(f, ";{}", seg.tags.join(","))?;
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builds_ld_specifiers() {
-        let s = ResourceSpec::flag("default", "production", "my-flag", &["tag1".into()]);
-        assert_eq!(
-            s.to_string(),
-            "proj/default:env/production:flag/my-flag;tag1"
-        );
-        assert_eq!(
-            ResourceSpec::project("p", &["a".into(), "b".into()]).to_string(),
-            "proj/p;a,b"
-        );
-    }
-
-    #[test]
-    fn parse_round_trips() {
-        for text in [
-            "proj/default:env/production:flag/my-flag;tag1,tag2",
-            "proj/*:env/*;{critical:true}:flag/*",
-            "acct",
-            "member/*:token/*",
-        ] {
-            assert_eq!(ResourceSpec::parse(text).unwrap().to_string(), text);
-        }
-        assert!(ResourceSpec::parse("proj").is_err());
-    }
-
-    #[test]
-    fn covers_globs_and_tags() {
-        let flag = ResourceSpec::flag("default", "production", "my-flag", &["beta".into()]);
-        let yes = [
-            "proj/*:env/*:flag/*",
-            "proj/default:env/prod*:flag/my-*",
-            "proj/*:env/*:flag/*;beta,gamma",
-        ];
-        for p in yes {
-            assert!(ResourceSpec::parse(p).unwrap().covers(&flag), "{p}");
-        }
-        let no = [
-            "proj/*",
-            "proj/*:env/test:flag/*",
-            "proj/*:env/*:flag/*;gamma",
-            "proj/*:env/*:segment/*",
-        ];
-        for p in no {
-            assert!(!ResourceSpec::parse(p).unwrap().covers(&flag), "{p}");
-        }
-        assert!(glob_match("a*b*c", "axxbyyc"));
-        assert!(!glob_match("a*b*c", "axxc"));
-        assert!(glob_match("*", ""));
-        assert!(ResourceSpec::parse("").is_err());
-    }
-}
+pub use attributes::{MAX_EXPANSIONS, RoleAttributes};
+pub use base_roles::{
+    BasePermissions, BaseRole, OWNER_ONLY_ACCOUNT_ACTIONS, WRITER_EXCLUDED_KINDS,
+};
+pub use compiled::{
+    Authorizer, CompiledPolicy, Decision, Evaluation, Permissions, decide, exceeds,
+};
+pub use error::{Field, PolicyError};
+pub use glob::glob_match;
+pub use kind::ResourceKind;
+pub use resource::{Resource, ResourceNode};
+pub use spec::{PropertySelector, ResourceSegment, ResourceSpec, SpecError};
+pub use statement::{
+    ActionSet, Effect, ResourceSet, Statement, parse_policy, parse_policy_str, policy_to_json,
+    validate_action,
+};
