@@ -24,6 +24,10 @@ pub enum EntityKind {
     Member,
     /// scope: "", key: token id
     Token,
+    /// scope: "", key: custom role key
+    Role,
+    /// scope: "", key: team key
+    Team,
     /// scope: "", key: project key
     Project,
     /// scope: project key, key: environment key
@@ -40,6 +44,8 @@ impl EntityKind {
             EntityKind::Account => "account",
             EntityKind::Member => "member",
             EntityKind::Token => "token",
+            EntityKind::Role => "role",
+            EntityKind::Team => "team",
             EntityKind::Project => "project",
             EntityKind::Environment => "environment",
             EntityKind::Flag => "flag",
@@ -52,6 +58,8 @@ impl EntityKind {
             "account" => EntityKind::Account,
             "member" => EntityKind::Member,
             "token" => EntityKind::Token,
+            "role" => EntityKind::Role,
+            "team" => EntityKind::Team,
             "project" => EntityKind::Project,
             "environment" => EntityKind::Environment,
             "flag" => EntityKind::Flag,

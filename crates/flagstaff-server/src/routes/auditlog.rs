@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::{Path, State};
-use flagstaff_policy::ResourceSpec;
+use flagstaff_policy::{Resource, ResourceKind, ResourceSpec};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::IntoParams;
@@ -40,7 +40,7 @@ pub struct AuditLogQuery {
     params(AuditLogQuery), responses((status = 200, description = "Audit log entries")), security(("ApiKey" = [])))]
 async fn get_audit_log_entries(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     LdQuery(q): LdQuery<AuditLogQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
@@ -63,7 +63,10 @@ async fn get_audit_log_entries(
         spec,
         limit: limit + 1,
     };
-    let mut entries = state.services.audit_entries(&filter).await?;
+    let mut entries = state
+        .services
+        .audit_entries(&filter, |entry| entry_visible(&caller, entry))
+        .await?;
     let more = entries.len() as i64 > limit;
     entries.truncate(limit as usize);
     let mut links = json!({"self": link("/api/v2/auditlog")});
@@ -94,9 +97,36 @@ async fn get_audit_log_entries(
     params(("id" = String, Path)), responses((status = 200, description = "Audit log entry")), security(("ApiKey" = [])))]
 async fn get_audit_log_entry(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let entry = state.services.audit_entry_by_id(&id).await?;
+    if !entry_visible(&caller, &entry) {
+        return Err(ApiError::not_found(format!("audit log entry \"{id}\"")));
+    }
     Ok(Json(render::audit_entry(&entry, true)))
+}
+
+/// A caller sees an audit entry when it may view something the entry touched: `viewProject`
+/// on the project of project-scoped resources, otherwise a `view` action on the resource
+/// itself (`viewMember`, `viewToken`, …; the built-in reader role allows `view*`).
+fn entry_visible(caller: &Caller, entry: &flagstaff_model::audit::AuditEntry) -> bool {
+    entry.accesses.iter().any(|a| {
+        let Ok(resource) = Resource::parse(&a.resource) else {
+            return false;
+        };
+        let top = &resource.nodes()[0];
+        if top.kind == ResourceKind::Project {
+            caller.can("viewProject", &Resource::project(&top.key, &top.tags))
+        } else {
+            let kind = resource.kind().as_str();
+            let mut action = String::from("view");
+            let mut chars = kind.chars();
+            if let Some(first) = chars.next() {
+                action.push(first.to_ascii_uppercase());
+                action.extend(chars.filter(|c| *c != '-'));
+            }
+            caller.can(&action, &resource)
+        }
+    })
 }

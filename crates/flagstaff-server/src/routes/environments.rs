@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{paging, parse_filter};
+use super::{mask_keys_unless_allowed, paging, parse_filter, viewable_project};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, LdJson, LdQuery};
@@ -45,13 +45,13 @@ pub struct EnvironmentsQuery {
     responses((status = 200, description = "Environments collection")), security(("ApiKey" = [])))]
 async fn get_environments_by_project(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(project): Path<String>,
     LdQuery(q): LdQuery<EnvironmentsQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = paging(q.limit, q.offset, 20)?;
-    state.services.get_project(&project).await?;
-    let mut envs = state.services.list_environments(&project).await?;
+    let context = viewable_project(&state, &caller, &project).await?;
+    let mut envs = context.environments.clone();
     if let Some(filter) = &q.filter {
         for (field, value) in parse_filter(filter, &["query", "tags"])? {
             let value = value.to_lowercase();
@@ -84,7 +84,11 @@ async fn get_environments_by_project(
     let items = paging
         .slice(envs)
         .iter()
-        .map(|e| render::environment(&project, e))
+        .map(|e| {
+            let mut rendered = render::environment(&project, e);
+            mask_keys_unless_allowed(&caller, &context.project, e, &mut rendered);
+            rendered
+        })
         .collect();
     let mut query = Vec::new();
     for (k, v) in [("filter", &q.filter), ("sort", &q.sort)] {
@@ -118,7 +122,7 @@ async fn post_environment(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(render::environment(&project, &env)),
+        Json(rendered(&state, &caller, &project, &env).await?),
     ))
 }
 
@@ -128,11 +132,12 @@ async fn post_environment(
     responses((status = 200, description = "Environment")), security(("ApiKey" = [])))]
 async fn get_environment(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((project, env)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
+    viewable_project(&state, &caller, &project).await?;
     let (env, _) = state.services.get_environment(&project, &env).await?;
-    Ok(Json(render::environment(&project, &env)))
+    Ok(Json(rendered(&state, &caller, &project, &env).await?))
 }
 
 /// Update an environment with a JSON Patch.
@@ -150,7 +155,7 @@ async fn patch_environment(
         .services
         .patch_environment(&caller, &project, &env, body.value()?, body.semantic_patch)
         .await?;
-    Ok(Json(render::environment(&project, &env)))
+    Ok(Json(rendered(&state, &caller, &project, &env).await?))
 }
 
 /// Delete an environment with its segments and flag targeting.
@@ -190,7 +195,7 @@ async fn reset_environment_sdk_key(
         .services
         .reset_sdk_key(&caller, &project, &env, q.expiry)
         .await?;
-    Ok(Json(render::environment(&project, &env)))
+    Ok(Json(rendered(&state, &caller, &project, &env).await?))
 }
 
 /// Reset the mobile key; the old key stops working at once.
@@ -206,5 +211,18 @@ async fn reset_environment_mobile_key(
         .services
         .reset_mobile_key(&caller, &project, &env)
         .await?;
-    Ok(Json(render::environment(&project, &env)))
+    Ok(Json(rendered(&state, &caller, &project, &env).await?))
+}
+
+/// One environment as the caller may see it (keys masked without `viewSdkKey`).
+async fn rendered(
+    state: &AppState,
+    caller: &Caller,
+    project: &str,
+    env: &flagstaff_model::environment::Environment,
+) -> ApiResult<Value> {
+    let (project_entity, _) = state.services.get_project(project).await?;
+    let mut value = render::environment(project, env);
+    mask_keys_unless_allowed(caller, &project_entity, env, &mut value);
+    Ok(value)
 }

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{paging, parse_filter};
+use super::{paging, parse_filter, viewable_project};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, LdJson, LdQuery};
@@ -97,13 +97,12 @@ pub struct FlagsQuery {
     security(("ApiKey" = [])))]
 async fn get_feature_flags(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(project): Path<String>,
     LdQuery(q): LdQuery<FlagsQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = paging(q.limit, q.offset, 20)?;
-    state.services.get_project(&project).await?;
-    let names = environment_names(&state, &project).await?;
+    let names = viewable_project(&state, &caller, &project).await?.environment_names();
     let envs = environment_filter(q.env.as_deref(), &names)?;
     let summary = parse_bool("summary", q.summary.as_deref())?.unwrap_or(true);
     let mut state_filter = match parse_bool("archived", q.archived.as_deref())? {
@@ -283,13 +282,13 @@ pub struct FlagQuery {
     responses((status = 200, description = "Flag")), security(("ApiKey" = [])))]
 async fn get_feature_flag(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((project, key)): Path<(String, String)>,
     LdQuery(q): LdQuery<FlagQuery>,
 ) -> ApiResult<Json<Value>> {
     let _ = q.expand;
+    let names = viewable_project(&state, &caller, &project).await?.environment_names();
     let (flag, _) = state.services.get_flag(&project, &key).await?;
-    let names = environment_names(&state, &project).await?;
     let envs = environment_filter(q.env.as_deref(), &names)?;
     let view = FlagView {
         environments: envs.as_deref(),

@@ -4,7 +4,15 @@
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use flagstaff_model::environment::Environment;
+use flagstaff_model::project::Project;
+use flagstaff_policy::Resource;
+use serde_json::Value;
+
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::services::ProjectContext;
+use crate::state::AppState;
 
 pub mod auditlog;
 pub mod environments;
@@ -86,4 +94,45 @@ pub fn parse_filter<'a>(filter: &'a str, known: &[&str]) -> ApiResult<Vec<(&'a s
         out.push((field, value));
     }
     Ok(out)
+}
+
+/// Reading anything inside a project needs `viewProject` on it.
+pub async fn viewable_project(state: &AppState, caller: &Caller, key: &str) -> ApiResult<ProjectContext> {
+    let context = state.services.project_context(key).await?;
+    caller.require("viewProject", &context.project_resource())?;
+    Ok(context)
+}
+
+/// SDK and mobile keys are shown only to callers allowed `viewSdkKey` on the environment;
+/// others see the environment with its keys masked.
+pub fn mask_keys_unless_allowed(caller: &Caller, project: &Project, env: &Environment, rendered: &mut Value) {
+    let resource = Resource::project(&project.key, &project.tags).env(&env.key, &env.tags, env.critical);
+    if caller.can("viewSdkKey", &resource) {
+        return;
+    }
+    if let Some(obj) = rendered.as_object_mut() {
+        for field in ["apiKey", "mobileKey"] {
+            if let Some(Value::String(key)) = obj.get(field) {
+                let masked = format!("{}…{}", &key[..4.min(key.len())], flagstaff_model::account::secret_ending(key));
+                obj.insert(field.into(), Value::String(masked));
+            }
+        }
+    }
+}
+
+/// Masks the keys of every environment inside a rendered project (array or collection form).
+pub fn mask_project_keys(caller: &Caller, project: &Project, environments: &[Environment], rendered: &mut Value) {
+    let list = match rendered.get_mut("environments") {
+        Some(Value::Array(items)) => items,
+        Some(Value::Object(collection)) => match collection.get_mut("items") {
+            Some(Value::Array(items)) => items,
+            _ => return,
+        },
+        _ => return,
+    };
+    for item in list.iter_mut() {
+        if let Some(env) = environments.iter().find(|e| item["key"] == e.key.as_str()) {
+            mask_keys_unless_allowed(caller, project, env, item);
+        }
+    }
 }

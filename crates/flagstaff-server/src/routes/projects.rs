@@ -9,7 +9,8 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{ExpandQuery, paging, parse_filter};
+use super::{ExpandQuery, mask_project_keys, paging, parse_filter, viewable_project};
+use flagstaff_policy::Resource;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, LdJson, LdQuery};
@@ -42,11 +43,13 @@ pub struct ProjectsQuery {
     security(("ApiKey" = [])))]
 async fn get_projects(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     LdQuery(q): LdQuery<ProjectsQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = paging(q.limit, q.offset, 20)?;
     let mut projects = state.services.list_projects().await?;
+    // Only the projects the caller may view are listed (and counted).
+    projects.retain(|p| caller.can("viewProject", &Resource::project(&p.key, &p.tags)));
     if let Some(filter) = &q.filter {
         for (field, value) in parse_filter(filter, &["query", "tags", "keys"])? {
             let value = value.to_lowercase();
@@ -95,13 +98,15 @@ async fn get_projects(
         } else {
             None
         };
-        items.push(render::project(
+        let mut rendered = render::project(
             &p,
             envs.as_deref().map_or(
                 ProjectEnvironments::Omitted,
                 ProjectEnvironments::Collection,
             ),
-        ));
+        );
+        mask_project_keys(&caller, &p, envs.as_deref().unwrap_or(&[]), &mut rendered);
+        items.push(rendered);
     }
     let mut query = Vec::new();
     for (k, v) in [
@@ -133,13 +138,9 @@ async fn post_project(
     LdJson(body): LdJson<ProjectPost>,
 ) -> ApiResult<impl IntoResponse> {
     let (project, environments) = state.services.create_project(&caller, body).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(render::project(
-            &project,
-            ProjectEnvironments::Array(&environments),
-        )),
-    ))
+    let mut rendered = render::project(&project, ProjectEnvironments::Array(&environments));
+    mask_project_keys(&caller, &project, &environments, &mut rendered);
+    Ok((StatusCode::CREATED, Json(rendered)))
 }
 
 /// Get a project.
@@ -148,23 +149,18 @@ async fn post_project(
     security(("ApiKey" = [])))]
 async fn get_project(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path(key): Path<String>,
     LdQuery(q): LdQuery<ExpandQuery>,
 ) -> ApiResult<Json<Value>> {
-    let (project, _) = state.services.get_project(&key).await?;
-    let envs = if q.has("environments") {
-        Some(state.services.list_environments(&key).await?)
-    } else {
-        None
-    };
-    Ok(Json(render::project(
-        &project,
-        envs.as_deref().map_or(
-            ProjectEnvironments::Omitted,
-            ProjectEnvironments::Collection,
-        ),
-    )))
+    let context = viewable_project(&state, &caller, &key).await?;
+    let envs = q.has("environments").then_some(context.environments.as_slice());
+    let mut rendered = render::project(
+        &context.project,
+        envs.map_or(ProjectEnvironments::Omitted, ProjectEnvironments::Collection),
+    );
+    mask_project_keys(&caller, &context.project, &context.environments, &mut rendered);
+    Ok(Json(rendered))
 }
 
 /// Update a project with a JSON Patch.
@@ -182,10 +178,9 @@ async fn patch_project(
         .patch_project(&caller, &key, body.value()?, body.semantic_patch)
         .await?;
     let envs = state.services.list_environments(&key).await?;
-    Ok(Json(render::project(
-        &project,
-        ProjectEnvironments::Array(&envs),
-    )))
+    let mut rendered = render::project(&project, ProjectEnvironments::Array(&envs));
+    mask_project_keys(&caller, &project, &envs, &mut rendered);
+    Ok(Json(rendered))
 }
 
 /// Delete a project with its environments, flags and segments.

@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::{paging, parse_filter};
+use super::{paging, parse_filter, viewable_project};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use crate::extract::{JsonBody, LdJson, LdQuery};
@@ -38,11 +38,12 @@ pub struct SegmentsQuery {
     responses((status = 200, description = "Segments collection")), security(("ApiKey" = [])))]
 async fn get_segments(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((project, env)): Path<(String, String)>,
     LdQuery(q): LdQuery<SegmentsQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = paging(q.limit, q.offset, 20)?;
+    viewable_project(&state, &caller, &project).await?;
     let mut segments = state.services.list_segments(&project, &env).await?;
     if let Some(filter) = &q.filter {
         for (field, value) in parse_filter(filter, &["query", "tags", "unbounded"])? {
@@ -103,9 +104,10 @@ async fn post_segment(
     responses((status = 200, description = "Segment")), security(("ApiKey" = [])))]
 async fn get_segment(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Path((project, env, key)): Path<(String, String, String)>,
 ) -> ApiResult<Json<Value>> {
+    viewable_project(&state, &caller, &project).await?;
     let (segment, _) = state.services.get_segment(&project, &env, &key).await?;
     Ok(Json(render::segment(&project, &env, &segment)))
 }

@@ -20,11 +20,16 @@ pub struct AuditFilter {
 }
 
 impl Services {
-    pub async fn audit_entries(&self, filter: &AuditFilter) -> ApiResult<Vec<AuditEntry>> {
+    /// Entries matching `filter` that `visible` lets the caller see, newest first.
+    pub async fn audit_entries(
+        &self,
+        filter: &AuditFilter,
+        visible: impl Fn(&AuditEntry) -> bool,
+    ) -> ApiResult<Vec<AuditEntry>> {
         let mut entries = Vec::new();
         let mut before = filter.before;
-        // With a `spec` filter, entries are filtered after reading, so read on until the page is
-        // full or the log is exhausted.
+        // `spec` and visibility are decided after reading, so read on until the page is full
+        // or the log is exhausted.
         loop {
             let query = AuditQuery {
                 before,
@@ -41,7 +46,7 @@ impl Services {
             for doc in &docs {
                 let entry: AuditEntry = decode(doc)?;
                 before = Some(entry.date);
-                let wanted = match &filter.spec {
+                let wanted = visible(&entry) && match &filter.spec {
                     None => true,
                     Some(spec) => entry
                         .accesses
@@ -55,7 +60,7 @@ impl Services {
                     }
                 }
             }
-            if exhausted || filter.spec.is_none() {
+            if exhausted {
                 return Ok(entries);
             }
         }

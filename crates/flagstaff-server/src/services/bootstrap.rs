@@ -4,10 +4,12 @@ use flagstaff_model::account::{AccessToken, Account, Member, is_api_token_format
 use flagstaff_model::new_object_id;
 use std::sync::Arc;
 
+use flagstaff_policy::Resource;
+
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, Store};
 use serde::Deserialize;
 
-use super::{AuditDraft, PendingChange, Services, access, decode, encode, now_millis};
+use super::{audit_resource, AuditDraft, PendingChange, Services, access, decode, encode, now_millis};
 use crate::auth::{hash_secret, token_alias};
 use crate::error::{ApiError, ApiResult};
 
@@ -81,7 +83,11 @@ pub async fn bootstrap(
         first_name: Some("Flagstaff".into()),
         last_name: Some("Owner".into()),
         role: "owner".into(),
+        custom_roles: Vec::new(),
+        role_attributes: Default::default(),
         creation_date: now,
+        last_seen: None,
+        version: 1,
     };
     let (secret, generated) = match requested_token {
         Some(t) => (t.to_string(), None),
@@ -116,7 +122,7 @@ pub async fn bootstrap(
     change
         .audit
         .accesses
-        .insert(0, access("createMember", format!("member/{}", owner.id)));
+        .insert(0, access("createMember", &Resource::member(&owner.id)));
     commit_with(store, &account.id, change).await?;
     Ok(Bootstrapped {
         account_id: account.id,
@@ -130,22 +136,21 @@ fn token_change(owner: &Member, secret: &str, name: &str, now: i64) -> ApiResult
         name: name.into(),
         owner_id: owner.id.clone(),
         member_id: owner.id.clone(),
-        role: "owner".into(),
+        description: String::new(),
+        role: Some("owner".into()),
+        custom_role_ids: Vec::new(),
+        inline_role: Vec::new(),
         service_token: false,
         secret_hash: hash_secret(secret),
-        ending: secret
-            .chars()
-            .rev()
-            .take(4)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect(),
+        ending: flagstaff_model::account::secret_ending(secret),
         default_api_version: API_VERSION,
         creation_date: now,
         last_modified: now,
+        last_used: None,
+        previous_secret: None,
+        version: 1,
     };
-    let resource = format!("member/{}:token/{}", owner.id, token.id);
+    let resource = Resource::personal_token(&owner.id, &token.id);
     Ok(PendingChange {
         writes: vec![EntityWrite::Insert {
             target: EntityRef::new(EntityKind::Token, "", token.id.clone()),
@@ -157,7 +162,7 @@ fn token_change(owner: &Member, secret: &str, name: &str, now: i64) -> ApiResult
             kind: "token",
             name: token.name.clone(),
             accesses: vec![access("createAccessToken", &resource)],
-            target_resources: vec![resource],
+            target_resources: vec![audit_resource(&resource)],
             parent: None,
             title_verb: "created the access token".into(),
             description: vec![format!(

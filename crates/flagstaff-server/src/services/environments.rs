@@ -10,11 +10,11 @@ use flagstaff_model::patch::{
     PatchFormats, PatchRequest, apply_document_patch, parse_patch_request,
 };
 use flagstaff_model::{UnixMillis, audit::AuditParent};
-use flagstaff_policy::ResourceSpec;
+use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
-use super::{
+use super::{audit_resource, 
     AuditDraft, PendingChange, Services, access, changed_fields, encode, now_millis, to_value,
 };
 use crate::auth::Caller;
@@ -170,7 +170,7 @@ impl Services {
                 flag.version = version + 1;
                 writes.push(flag_update(project_key, &flag, version)?);
             }
-            let resource = ResourceSpec::environment(project_key, &env.key, &env.tags).to_string();
+            let resource = Resource::project(project_key, &project.tags).env(&env.key, &env.tags, env.critical);
             let mut description = vec![format!("Created the environment *{}*", env.name)];
             if let Some(s) = &source {
                 description.push(format!("Copied flag targeting from *{s}*"));
@@ -181,10 +181,10 @@ impl Services {
                     kind: "environment",
                     name: env.name.clone(),
                     accesses: vec![access("createEnvironment", &resource)],
-                    target_resources: vec![resource.clone()],
+                    target_resources: vec![audit_resource(&resource)],
                     parent: Some(AuditParent {
                         name: project.name.clone(),
-                        resource: ResourceSpec::project(project_key, &[]).to_string(),
+                        resource: audit_resource(&Resource::project(project_key, &project.tags)),
                     }),
                     title_verb: "created the environment".into(),
                     description,
@@ -288,7 +288,8 @@ impl Services {
                 return Ok(before);
             }
             after.version = version + 1;
-            let resource = ResourceSpec::environment(project, env_key, &after.tags).to_string();
+            let (project_entity, _) = self.get_project(project).await?;
+            let resource = Resource::project(project, &project_entity.tags).env(env_key, &before.tags, before.critical);
             let keys_changed = after.api_key != before.api_key || after.mobile_key != before.mobile_key;
             let description = fields
                 .iter()
@@ -315,7 +316,7 @@ impl Services {
                         .filter(|f| f.as_str() != "previousApiKey")
                         .map(|f| access(environment_action(f), &resource))
                         .collect(),
-                    target_resources: vec![resource.clone()],
+                    target_resources: vec![audit_resource(&resource)],
                     parent: None,
                     title_verb: title_verb.into(),
                     description,
@@ -361,14 +362,15 @@ impl Services {
                     writes.push(flag_update(project, &flag, flag_version)?);
                 }
             }
-            let resource = ResourceSpec::environment(project, env_key, &env.tags).to_string();
+            let (project_entity, _) = self.get_project(project).await?;
+            let resource = Resource::project(project, &project_entity.tags).env(env_key, &env.tags, env.critical);
             let change = PendingChange {
                 writes,
                 audit: AuditDraft {
                     kind: "environment",
                     name: env.name.clone(),
                     accesses: vec![access("deleteEnvironment", &resource)],
-                    target_resources: vec![resource.clone()],
+                    target_resources: vec![audit_resource(&resource)],
                     parent: None,
                     title_verb: "deleted the environment".into(),
                     description: vec![format!("Deleted the environment *{}* with its segments and flag targeting", env.name)],

@@ -10,14 +10,15 @@ use flagstaff_model::patch::{
 };
 use flagstaff_model::semantic::{AppliedInstruction, flag::apply_to_flag};
 use flagstaff_model::{ModelError, UnixMillis};
-use flagstaff_policy::ResourceSpec;
+use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{
-    AuditDraft, CommitError, PendingChange, Services, access, encode, now_millis, to_value,
+use super::{audit_resource, 
+    Access, AuditDraft, CommitError, PendingChange, ProjectContext, Services, access, encode,
+    now_millis, to_value,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -162,10 +163,10 @@ fn describe_changes(
 
 /// One access per change; flag-wide changes concern every environment.
 fn flag_accesses(
-    project: &str,
+    context: &ProjectContext,
     flag: &FeatureFlag,
     changes: &[FlagChange],
-) -> (Vec<flagstaff_model::audit::ResourceAccess>, Vec<String>) {
+) -> (Vec<Access>, Vec<String>) {
     let mut accesses = Vec::new();
     let mut resources: Vec<String> = Vec::new();
     for change in changes {
@@ -174,14 +175,23 @@ fn flag_accesses(
             None => flag.environments.keys().collect(),
         };
         for env in envs {
-            let resource = ResourceSpec::flag(project, env, &flag.key, &flag.tags).to_string();
+            let resource = context.flag_resource(env, &flag.key, &flag.tags);
             accesses.push(access(change.action, &resource));
-            if !resources.contains(&resource) {
-                resources.push(resource);
+            let text = audit_resource(&resource);
+            if !resources.contains(&text) {
+                resources.push(text);
             }
         }
     }
     (accesses, resources)
+}
+
+/// The flag in every environment of the project: flag-wide actions need permission in all.
+fn flag_in_every_environment(context: &ProjectContext, flag: &FeatureFlag) -> Vec<Resource> {
+    flag.environments
+        .keys()
+        .map(|env| context.flag_resource(env, &flag.key, &flag.tags))
+        .collect()
 }
 
 impl Services {
@@ -208,13 +218,9 @@ impl Services {
         clone_from: Option<&str>,
     ) -> ApiResult<FeatureFlag> {
         let now = now_millis();
-        let (project, _) = self.get_project(project_key).await?;
-        let environments: Vec<String> = self
-            .list_environments(project_key)
-            .await?
-            .into_iter()
-            .map(|e| e.key)
-            .collect();
+        let context = self.project_context(project_key).await?;
+        let project = &context.project;
+        let environments: Vec<String> = context.environments.iter().map(|e| e.key.clone()).collect();
         let mut flag = match clone_from {
             None => FeatureFlag::create(
                 body,
@@ -249,22 +255,14 @@ impl Services {
             }
         }
         flag.version = 1;
-        let resources: Vec<String> = flag
-            .environments
-            .keys()
-            .map(|env| ResourceSpec::flag(project_key, env, &flag.key, &flag.tags).to_string())
-            .collect();
-        let action = if clone_from.is_some() {
-            "cloneFlag"
-        } else {
-            "createFlag"
-        };
-        let mut accesses: Vec<_> = resources.iter().map(|r| access("createFlag", r)).collect();
-        if let Some(source) = clone_from {
-            accesses.push(access(
-                action,
-                ResourceSpec::flag(project_key, "*", source, &[]),
-            ));
+        let flag_resources = flag_in_every_environment(&context, &flag);
+        let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
+        let mut accesses: Vec<Access> = flag_resources.iter().map(|r| access("createFlag", r)).collect();
+        if let Some(source_key) = clone_from {
+            let (source, _) = self.get_flag(project_key, source_key).await?;
+            for r in flag_in_every_environment(&context, &source) {
+                accesses.push(access("cloneFlag", &r));
+            }
         }
         let change = PendingChange {
             writes: vec![EntityWrite::Insert {
@@ -368,7 +366,13 @@ impl Services {
             self.refuse_if_prerequisite(project, key, "archived")
                 .await?;
         }
-        let (accesses, resources) = flag_accesses(project, &after, &changes);
+        // Judged as the flag was and as it will be: a change cannot escape a tag-based policy
+        // by changing the tags it is judged by.
+        let context = self.project_context(project).await?;
+        for a in flag_accesses(&context, &before, &changes).0 {
+            caller.require(&a.action, &a.resource)?;
+        }
+        let (accesses, resources) = flag_accesses(&context, &after, &changes);
         let text = describe_changes(&changes, &after, applied.as_deref());
         let touched: Vec<String> = {
             let mut envs: Vec<String> = changes
@@ -508,11 +512,9 @@ impl Services {
             let now = now_millis();
             let (flag, version) = self.get_flag(project, key).await?;
             self.refuse_if_prerequisite(project, key, "deleted").await?;
-            let resources: Vec<String> = flag
-                .environments
-                .keys()
-                .map(|env| ResourceSpec::flag(project, env, key, &flag.tags).to_string())
-                .collect();
+            let context = self.project_context(project).await?;
+            let flag_resources = flag_in_every_environment(&context, &flag);
+            let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
             let environments: Vec<String> = flag.environments.keys().cloned().collect();
             let change = PendingChange {
                 writes: vec![EntityWrite::Delete {
@@ -522,7 +524,7 @@ impl Services {
                 audit: AuditDraft {
                     kind: "flag",
                     name: flag.name.clone(),
-                    accesses: resources.iter().map(|r| access("deleteFlag", r)).collect(),
+                    accesses: flag_resources.iter().map(|r| access("deleteFlag", r)).collect(),
                     target_resources: resources,
                     parent: None,
                     title_verb: "deleted the flag".into(),
@@ -611,15 +613,16 @@ impl Services {
             if changes.is_empty() {
                 return Ok(before);
             }
-            let source_resource = ResourceSpec::flag(project, &body.source.key, key, &after.tags).to_string();
-            let target_resource = ResourceSpec::flag(project, &body.target.key, key, &after.tags).to_string();
+            let context = self.project_context(project).await?;
+            let source_resource = context.flag_resource(&body.source.key, key, &before.tags);
+            let target_resource = context.flag_resource(&body.target.key, key, &before.tags);
             let change = PendingChange {
                 writes: vec![EntityWrite::Update { target: target.clone(), expected_version: version, version: after.version, doc: encode(&after)?, aliases: None }],
                 audit: AuditDraft {
                     kind: "flag",
                     name: after.name.clone(),
                     accesses: vec![access("copyFlagConfigFrom", &source_resource), access("copyFlagConfigTo", &target_resource)],
-                    target_resources: vec![target_resource.clone()],
+                    target_resources: vec![audit_resource(&target_resource)],
                     parent: None,
                     title_verb: "copied the flag settings of".into(),
                     description: vec![format!("Copied the flag settings from `{}` to `{}`", body.source.key, body.target.key)],

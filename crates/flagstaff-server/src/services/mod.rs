@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flagstaff_model::UnixMillis;
+use flagstaff_model::environment::Environment;
+use flagstaff_model::project::Project;
+use flagstaff_policy::Resource;
 use flagstaff_model::audit::{AuditEntry, AuditParent, AuditTarget, ResourceAccess};
 use flagstaff_store::{
     AuditRow, ChangeSet, EntityKind, EntityRef, EntityWrite, OutboxRow, Store, StoreError,
@@ -52,7 +55,7 @@ pub struct PendingChange {
 pub struct AuditDraft {
     pub kind: &'static str,
     pub name: String,
-    pub accesses: Vec<ResourceAccess>,
+    pub accesses: Vec<Access>,
     pub target_resources: Vec<String>,
     pub parent: Option<AuditParent>,
     pub title_verb: String,
@@ -65,10 +68,70 @@ pub struct AuditDraft {
     pub current_version: Option<Value>,
 }
 
-pub fn access(action: &str, resource: impl ToString) -> ResourceAccess {
-    ResourceAccess {
+/// One (action, resource) a change performs: recorded in the audit entry's `accesses` and,
+/// before anything is written, authorized against the caller's permissions.
+#[derive(Debug, Clone)]
+pub struct Access {
+    pub action: String,
+    pub resource: Resource,
+}
+
+/// The specifier string an audit entry records for a resource, as LaunchDarkly writes it:
+/// types and keys of every level, tags of the innermost one
+/// (`proj/default:env/production:flag/my-flag;beta`).
+pub fn audit_resource(resource: &Resource) -> String {
+    let nodes = resource.nodes();
+    let mut spec = flagstaff_policy::ResourceSpec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        let tags: &[String] = if i + 1 == nodes.len() { &node.tags } else { &[] };
+        spec = spec.with(node.kind.as_str(), &node.key, tags);
+    }
+    spec.to_string()
+}
+
+pub fn access(action: &str, resource: &Resource) -> Access {
+    Access {
         action: action.to_string(),
-        resource: resource.to_string(),
+        resource: resource.clone(),
+    }
+}
+
+/// A project with its environments: what building the resources of anything inside the
+/// project needs (project tags, environment tags and `critical`).
+pub struct ProjectContext {
+    pub project: Project,
+    pub project_version: i64,
+    pub environments: Vec<Environment>,
+}
+
+impl ProjectContext {
+    pub fn project_resource(&self) -> Resource {
+        Resource::project(&self.project.key, &self.project.tags)
+    }
+
+    pub fn environment(&self, key: &str) -> Option<&Environment> {
+        self.environments.iter().find(|e| e.key == key)
+    }
+
+    /// `proj/p:env/e` with tags and `critical`; an environment not (or no longer) in the
+    /// project is described by its key alone.
+    pub fn env_resource(&self, env_key: &str) -> Resource {
+        match self.environment(env_key) {
+            Some(e) => self.project_resource().env(&e.key, &e.tags, e.critical),
+            None => self.project_resource().env(env_key, &[], false),
+        }
+    }
+
+    pub fn flag_resource(&self, env_key: &str, flag_key: &str, tags: &[String]) -> Resource {
+        self.env_resource(env_key).flag(flag_key, tags)
+    }
+
+    pub fn segment_resource(&self, env_key: &str, segment_key: &str, tags: &[String]) -> Resource {
+        self.env_resource(env_key).segment(segment_key, tags)
+    }
+
+    pub fn environment_names(&self) -> std::collections::BTreeMap<String, String> {
+        self.environments.iter().map(|e| (e.key.clone(), e.name.clone())).collect()
     }
 }
 
@@ -139,6 +202,17 @@ impl Services {
         }
     }
 
+    /// The project and its environments, or 404.
+    pub async fn project_context(&self, key: &str) -> ApiResult<ProjectContext> {
+        let (project, project_version) = self.get_project(key).await?;
+        let environments = self.list_environments(key).await?;
+        Ok(ProjectContext {
+            project,
+            project_version,
+            environments,
+        })
+    }
+
     pub async fn load_all<T: DeserializeOwned>(
         &self,
         kind: EntityKind,
@@ -159,6 +233,11 @@ impl Services {
         now: UnixMillis,
         change: PendingChange,
     ) -> Result<AuditEntry, CommitError> {
+        if let Some(caller) = caller {
+            for a in &change.audit.accesses {
+                caller.require(&a.action, &a.resource)?;
+            }
+        }
         let entry = self.audit_entry(caller, now, change.audit);
         let search = audit_search_text(&entry);
         let doc = serde_json::to_string(&entry)
@@ -243,7 +322,14 @@ impl Services {
             id: flagstaff_model::new_object_id(),
             account_id: self.account_id.clone(),
             date: now,
-            accesses: draft.accesses,
+            accesses: draft
+                .accesses
+                .iter()
+                .map(|a| ResourceAccess {
+                    action: a.action.clone(),
+                    resource: audit_resource(&a.resource),
+                })
+                .collect(),
             kind: draft.kind.to_string(),
             name: draft.name.clone(),
             description,

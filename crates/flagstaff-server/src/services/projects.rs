@@ -5,12 +5,12 @@ use flagstaff_model::patch::{
     PatchFormats, PatchRequest, apply_document_patch, parse_patch_request,
 };
 use flagstaff_model::project::{Project, ProjectPost};
-use flagstaff_policy::ResourceSpec;
+use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
 use super::environments::{environment_aliases, environment_from_post};
-use super::{
+use super::{audit_resource, 
     AuditDraft, CommitError, PendingChange, Services, access, changed_fields, encode, now_millis,
     to_value,
 };
@@ -95,10 +95,8 @@ impl Services {
             doc: encode(&project)?,
             aliases: Vec::new(),
         }];
-        let mut accesses = vec![access(
-            "createProject",
-            ResourceSpec::project(&project.key, &project.tags),
-        )];
+        let project_resource = Resource::project(&project.key, &project.tags);
+        let mut accesses = vec![access("createProject", &project_resource)];
         for env in &environments {
             writes.push(EntityWrite::Insert {
                 target: EntityRef::new(
@@ -112,7 +110,7 @@ impl Services {
             });
             accesses.push(access(
                 "createEnvironment",
-                ResourceSpec::environment(&project.key, &env.key, &env.tags),
+                &project_resource.clone().env(&env.key, &env.tags, env.critical),
             ));
         }
         let change = PendingChange {
@@ -121,9 +119,7 @@ impl Services {
                 kind: "project",
                 name: project.name.clone(),
                 accesses,
-                target_resources: vec![
-                    ResourceSpec::project(&project.key, &project.tags).to_string(),
-                ],
+                target_resources: vec![audit_resource(&project_resource)],
                 parent: None,
                 title_verb: "created the project".into(),
                 description: vec![format!(
@@ -196,7 +192,12 @@ impl Services {
             return Ok(before);
         }
         after.version = version + 1;
-        let resource = ResourceSpec::project(key, &after.tags).to_string();
+        // Judged as it was and as it will be: a tag change cannot move a project into or out
+        // of a policy's reach unnoticed.
+        for f in &fields {
+            caller.require(project_action(f), &Resource::project(key, &before.tags))?;
+        }
+        let resource = Resource::project(key, &after.tags);
         let change = PendingChange {
             writes: vec![EntityWrite::Update {
                 target: project_ref(key),
@@ -212,7 +213,7 @@ impl Services {
                     .iter()
                     .map(|f| access(project_action(f), &resource))
                     .collect(),
-                target_resources: vec![resource.clone()],
+                target_resources: vec![audit_resource(&resource)],
                 parent: None,
                 title_verb: "updated the project".into(),
                 description: fields.iter().map(|f| format!("Changed `{f}`")).collect(),
@@ -234,7 +235,7 @@ impl Services {
         self.with_retries(|| async {
             let now = now_millis();
             let (project, version) = self.get_project(key).await?;
-            let resource = ResourceSpec::project(key, &project.tags).to_string();
+            let resource = Resource::project(key, &project.tags);
             let change = PendingChange {
                 writes: vec![
                     EntityWrite::DeleteScope {
@@ -249,7 +250,7 @@ impl Services {
                     kind: "project",
                     name: project.name.clone(),
                     accesses: vec![access("deleteProject", &resource)],
-                    target_resources: vec![resource.clone()],
+                    target_resources: vec![audit_resource(&resource)],
                     parent: None,
                     title_verb: "deleted the project".into(),
                     description: vec![format!(

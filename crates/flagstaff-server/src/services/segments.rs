@@ -5,11 +5,11 @@ use flagstaff_model::patch::{
 };
 use flagstaff_model::segment::{Segment, SegmentBody};
 use flagstaff_model::semantic::segment::apply_to_segment;
-use flagstaff_policy::ResourceSpec;
+
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
-use super::{
+use super::{audit_resource, 
     AuditDraft, CommitError, PendingChange, Services, access, changed_fields, encode, now_millis,
     to_value,
 };
@@ -89,7 +89,7 @@ impl Services {
         let now = now_millis();
         self.get_environment(project, env).await?;
         let segment = Segment::create(body, now)?;
-        let resource = ResourceSpec::segment(project, env, &segment.key, &segment.tags).to_string();
+        let resource = self.project_context(project).await?.segment_resource(env, &segment.key, &segment.tags);
         let change = PendingChange {
             writes: vec![EntityWrite::Insert {
                 target: segment_ref(project, env, &segment.key),
@@ -101,7 +101,7 @@ impl Services {
                 kind: "segment",
                 name: segment.name.clone(),
                 accesses: vec![access("createSegment", &resource)],
-                target_resources: vec![resource.clone()],
+                target_resources: vec![audit_resource(&resource)],
                 parent: None,
                 title_verb: "created the segment".into(),
                 description: vec![format!("Created the segment *{}*", segment.name)],
@@ -185,9 +185,13 @@ impl Services {
         }
         after.version = version + 1;
         after.last_modified_date = now;
-        let resource = ResourceSpec::segment(project, env, key, &after.tags).to_string();
         let mut actions: Vec<&str> = fields.iter().map(|f| segment_action(f)).collect();
         actions.dedup();
+        let context = self.project_context(project).await?;
+        for a in &actions {
+            caller.require(a, &context.segment_resource(env, key, &before.tags))?;
+        }
+        let resource = context.segment_resource(env, key, &after.tags);
         let lines = lines.unwrap_or_else(|| {
             actions
                 .iter()
@@ -206,7 +210,7 @@ impl Services {
                 kind: "segment",
                 name: after.name.clone(),
                 accesses: actions.iter().map(|a| access(a, &resource)).collect(),
-                target_resources: vec![resource.clone()],
+                target_resources: vec![audit_resource(&resource)],
                 parent: None,
                 title_verb: "updated the segment".into(),
                 description: lines,
@@ -234,7 +238,7 @@ impl Services {
         self.with_retries(|| async {
             let now = now_millis();
             let (segment, version) = self.get_segment(project, env, key).await?;
-            let resource = ResourceSpec::segment(project, env, key, &segment.tags).to_string();
+            let resource = self.project_context(project).await?.segment_resource(env, key, &segment.tags);
             let change = PendingChange {
                 writes: vec![EntityWrite::Delete {
                     target: target.clone(),
@@ -244,7 +248,7 @@ impl Services {
                     kind: "segment",
                     name: segment.name.clone(),
                     accesses: vec![access("deleteSegment", &resource)],
-                    target_resources: vec![resource.clone()],
+                    target_resources: vec![audit_resource(&resource)],
                     parent: None,
                     title_verb: "deleted the segment".into(),
                     description: vec![format!("Deleted the segment *{}*", segment.name)],
