@@ -182,18 +182,33 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthorized);
         }
         let hash = hash_secret(secret);
-        if let Some(caller) = state.tokens.get(&hash) {
-            state.tokens.touch(&caller);
-            return Ok(caller);
+        let caller = authenticate(state, &hash).await?;
+        if let Some(rate) = state.rate_limiter.check(&caller.token.id, crate::services::now_millis()) {
+            if let Some(slot) = parts.extensions.get::<crate::ratelimit::RateSlot>()
+                && let Ok(mut s) = slot.0.lock()
+            {
+                *s = Some(rate);
+            }
+            if !rate.allowed {
+                return Err(ApiError::RateLimited(rate.limit));
+            }
         }
-        let generation = state.tokens.generation();
-        let caller = load_caller(state, &hash)
-            .await?
-            .ok_or(ApiError::Unauthorized)?;
-        state.tokens.put(hash, caller.clone(), generation);
-        state.tokens.touch(&caller);
         Ok(caller)
     }
+}
+
+async fn authenticate(state: &AppState, hash: &str) -> Result<Caller, ApiError> {
+    if let Some(caller) = state.tokens.get(hash) {
+        state.tokens.touch(&caller);
+        return Ok(caller);
+    }
+    let generation = state.tokens.generation();
+    let caller = load_caller(state, hash)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state.tokens.put(hash.to_string(), caller.clone(), generation);
+    state.tokens.touch(&caller);
+    Ok(caller)
 }
 
 async fn load_caller(state: &AppState, hash: &str) -> Result<Option<Caller>, ApiError> {

@@ -24,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod ratelimit;
 pub mod render;
 pub mod routes;
 pub mod services;
@@ -83,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .with_state(state)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(ratelimit::rate_limit_headers))
         .layer(middleware::from_fn(api_version))
         .layer(
             CorsLayer::new()

@@ -6,6 +6,7 @@ use flagstaff_store::Store;
 use tokio::sync::broadcast;
 
 use crate::auth::TokenCache;
+use crate::ratelimit::{DEFAULT_LIMIT_PER_WINDOW, RateLimiter};
 use crate::services::Services;
 
 /// A committed change, published in-process after the transaction commits. Consumers that
@@ -22,6 +23,7 @@ pub struct AppState {
     pub services: Arc<Services>,
     pub tokens: Arc<TokenCache>,
     pub changes: broadcast::Sender<ChangeNotice>,
+    pub rate_limiter: Arc<RateLimiter>,
 }
 
 impl AppState {
@@ -33,6 +35,13 @@ impl AppState {
             services,
             tokens: Arc::new(TokenCache::default()),
             changes,
+            rate_limiter: Arc::new(RateLimiter::new(DEFAULT_LIMIT_PER_WINDOW)),
         }
+    }
+
+    /// Requests per token per 10-second window; 0 turns rate limiting off.
+    pub fn with_rate_limit(mut self, per_window: u32) -> Self {
+        self.rate_limiter = Arc::new(RateLimiter::new(per_window));
+        self
     }
 }

@@ -109,15 +109,37 @@ impl TestApp {
         }
     }
 
+    /// A SQLite TestApp whose state is adjusted by `configure` (e.g. a low rate limit).
+    pub async fn sqlite_with(
+        configure: impl FnOnce(flagstaff_server::AppState) -> flagstaff_server::AppState,
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("flagstaff.db").display());
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::connect(&url).await.expect("open sqlite"));
+        Self::start_configured(Backend::Sqlite, store, Some(dir), None, configure).await
+    }
+
     async fn start(
         backend: Backend,
         store: Arc<dyn Store>,
         dir: Option<tempfile::TempDir>,
         pg_schema: Option<(String, String)>,
     ) -> TestApp {
+        Self::start_configured(backend, store, dir, pg_schema, |s| s).await
+    }
+
+    async fn start_configured(
+        backend: Backend,
+        store: Arc<dyn Store>,
+        dir: Option<tempfile::TempDir>,
+        pg_schema: Option<(String, String)>,
+        configure: impl FnOnce(flagstaff_server::AppState) -> flagstaff_server::AppState,
+    ) -> TestApp {
         let (state, _) = flagstaff_server::prepare(store.clone(), Some(TEST_TOKEN))
             .await
             .expect("bootstrap");
+        let state = configure(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");

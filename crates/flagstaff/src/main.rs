@@ -41,6 +41,10 @@ struct ServeArgs {
     /// Defaults to SQLite in --data-dir.
     #[arg(long, env = "FLAGSTAFF_DATABASE_URL")]
     database_url: Option<String>,
+    /// Requests each API token may make per 10-second window (LaunchDarkly's window); over
+    /// it, 429 with Retry-After. 0 turns rate limiting off.
+    #[arg(long, env = "FLAGSTAFF_RATE_LIMIT", default_value_t = flagstaff_server::ratelimit::DEFAULT_LIMIT_PER_WINDOW)]
+    rate_limit: u32,
     /// Owner API token to create on first start (api-<uuid>). Read from the environment only,
     /// so it does not show in process listings.
     #[arg(skip)]
@@ -99,7 +103,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = store.dialect(), "Flagstaff is serving the REST API at /api/v2");
-    flagstaff_server::serve(listener, flagstaff_server::app(state), shutdown_signal()).await?;
+    flagstaff_server::serve(
+        listener,
+        flagstaff_server::app(state.with_rate_limit(args.rate_limit)),
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("stopped");
     Ok(())
 }
