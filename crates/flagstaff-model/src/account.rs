@@ -229,6 +229,11 @@ pub struct AccessTokenPost {
     pub service_token: Option<bool>,
     #[serde(default)]
     pub default_api_version: Option<i64>,
+    /// Flagstaff extension: the member a personal token acts for, when not the caller's own
+    /// (Flagstaff has no web UI in which members would create their first token). The caller
+    /// needs `createAccessToken` on `member/<id>:token/*` and at least the member's access.
+    #[serde(default)]
+    pub member_id: Option<String>,
 }
 
 /// Built-in roles that can scope an access token.
@@ -253,7 +258,9 @@ pub fn validate_email(email: &str) -> Result<(), String> {
         return Err(format!("email \"{email}\" must not contain whitespace"));
     }
     let Some((local, domain)) = email.split_once('@') else {
-        return Err(format!("email \"{email}\" is not an e-mail address: it has no '@'"));
+        return Err(format!(
+            "email \"{email}\" is not an e-mail address: it has no '@'"
+        ));
     };
     if local.is_empty() || domain.contains('@') {
         return Err(format!(
@@ -293,9 +300,13 @@ mod tests {
     #[test]
     fn token_format() {
         assert!(is_api_token_format(&new_api_token()));
-        assert!(is_api_token_format("api-00000000-0000-0000-0000-000000000000"));
+        assert!(is_api_token_format(
+            "api-00000000-0000-0000-0000-000000000000"
+        ));
         assert!(!is_api_token_format("api-nope"));
-        assert!(!is_api_token_format("sdk-00000000-0000-0000-0000-000000000000"));
+        assert!(!is_api_token_format(
+            "sdk-00000000-0000-0000-0000-000000000000"
+        ));
         assert_eq!(secret_ending("api-abcdef"), "cdef");
         assert_eq!(secret_ending("ab"), "ab");
     }
@@ -304,7 +315,16 @@ mod tests {
     fn emails() {
         assert!(validate_email("ada@example.com").is_ok());
         assert!(validate_email("a.b+c@sub.example.org").is_ok());
-        for bad in ["", "ada", "@example.com", "ada@", "ada@localhost", "ada@@x.com", "a da@x.com", "ada@x..com"] {
+        for bad in [
+            "",
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@localhost",
+            "ada@@x.com",
+            "a da@x.com",
+            "ada@x..com",
+        ] {
             assert!(validate_email(bad).is_err(), "{bad}");
         }
     }

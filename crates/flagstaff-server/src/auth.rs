@@ -111,7 +111,14 @@ impl TokenCache {
     fn get(&self, hash: &str) -> Option<Caller> {
         let entries = self.entries.lock().ok()?;
         let (at, caller) = entries.get(hash)?;
-        (at.elapsed() < TOKEN_CACHE_TTL).then(|| caller.clone())
+        // A caller found by a previous secret is served only until that secret expires.
+        let current = caller.token.secret_hash == hash
+            || caller
+                .token
+                .previous_secret
+                .as_ref()
+                .is_some_and(|old| old.expiry > crate::services::now_millis());
+        (current && at.elapsed() < TOKEN_CACHE_TTL).then(|| caller.clone())
     }
 
     /// Forgets every resolved caller: the next request of each token re-reads its token,

@@ -23,6 +23,15 @@ pub enum ApiError {
     OptimisticLock(String),
     #[error("{0}")]
     Conflict(String),
+    /// A rejected member invite (400) with one of LaunchDarkly's codes
+    /// (`email_already_exists_in_account`, `duplicate_emails`) and the addresses at fault,
+    /// returned as `invalid_emails`.
+    #[error("{message}")]
+    InvalidEmails {
+        code: &'static str,
+        message: String,
+        emails: Vec<String>,
+    },
     #[error("{0}")]
     PatchFailed(String),
     #[error("request body is larger than the {0}-byte limit")]
@@ -55,6 +64,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             ApiError::OptimisticLock(_) => (StatusCode::CONFLICT, "optimistic_locking_error"),
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::InvalidEmails { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::PatchFailed(_) => (StatusCode::UNPROCESSABLE_ENTITY, "patch_failed"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             ApiError::UnsupportedMediaType(_) => {
@@ -79,11 +89,11 @@ impl IntoResponse for ApiError {
             }
             other => other.to_string(),
         };
-        (
-            status,
-            axum::Json(json!({"code": code, "message": message, "id": id})),
-        )
-            .into_response()
+        let mut body = json!({"code": code, "message": message, "id": id});
+        if let ApiError::InvalidEmails { emails, .. } = &self {
+            body["invalid_emails"] = json!(emails);
+        }
+        (status, axum::Json(body)).into_response()
     }
 }
 

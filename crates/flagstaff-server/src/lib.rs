@@ -62,6 +62,10 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::flags::router())
         .merge(routes::segments::router())
         .merge(routes::auditlog::router())
+        .merge(routes::roles::router())
+        .merge(routes::members::router())
+        .merge(routes::teams::router())
+        .merge(routes::tokens::router())
 }
 
 /// The OpenAPI document generated from the handlers.

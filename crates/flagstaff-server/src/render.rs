@@ -12,6 +12,8 @@ use serde_json::{Map, Value, json};
 
 use crate::services::to_value;
 
+pub mod account;
+
 pub fn link(href: impl Into<String>) -> Value {
     json!({"href": href.into(), "type": "application/json"})
 }

@@ -17,9 +17,13 @@ use crate::state::AppState;
 pub mod auditlog;
 pub mod environments;
 pub mod flags;
+pub mod members;
 pub mod projects;
+pub mod roles;
 pub mod root;
 pub mod segments;
+pub mod teams;
+pub mod tokens;
 
 /// `limit` / `offset` of a paginated list.
 #[derive(Debug, Clone, Copy)]

@@ -29,8 +29,13 @@ pub mod audit;
 pub mod bootstrap;
 pub mod environments;
 pub mod flags;
+pub mod grants;
+pub mod members;
 pub mod projects;
+pub mod roles;
 pub mod segments;
+pub mod teams;
+pub mod tokens;
 
 /// How often a read-modify-write retries when another writer (another node, or a request
 /// that raced past the in-process lock) changed the entity in between.
