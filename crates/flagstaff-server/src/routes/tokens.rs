@@ -101,7 +101,15 @@ async fn get_tokens(
     let paging = paging(q.limit, q.offset, 25)?;
     let show_all = q.show_all.unwrap_or(false) && manages_all_tokens(&caller);
     let mut tokens = state.services.list_tokens().await?;
-    tokens.retain(|t| t.service_token || t.member_id == caller.member.id || show_all);
+    tokens.retain(|t| {
+        show_all
+            || (t.service_token
+                && caller.can(
+                    "viewToken",
+                    &flagstaff_policy::Resource::service_token(&t.id),
+                ))
+            || t.member_id == caller.member.id
+    });
     let total = tokens.len();
     let members = members_by_id(&state).await?;
     let items = paging

@@ -285,7 +285,8 @@ impl Services {
             let before_json = to_value(&before);
             let fields = changed_fields(&before_json, &to_value(&after));
             if fields.is_empty() {
-                return Ok(before);
+                self.require_view_project(caller, project).await?;
+            return Ok(before);
             }
             after.version = version + 1;
             let (project_entity, _) = self.get_project(project).await?;

@@ -358,6 +358,7 @@ impl Services {
         finalize_flag_change(&before, &mut after, version, now)?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
+            self.require_view_project(caller, project).await?;
             return Ok(before);
         }
         self.check_prerequisite_keys(project, &before, &after)
@@ -611,7 +612,8 @@ impl Services {
             finalize_flag_change(&before, &mut after, version, now)?;
             let changes = flag_changes(&before, &after);
             if changes.is_empty() {
-                return Ok(before);
+                self.require_view_project(caller, project).await?;
+            return Ok(before);
             }
             let context = self.project_context(project).await?;
             let source_resource = context.flag_resource(&body.source.key, key, &before.tags);

@@ -207,6 +207,13 @@ impl Services {
         }
     }
 
+    /// A write that turned out to change nothing writes nothing, but still answers with the
+    /// entity: the caller must at least be allowed to read it.
+    pub async fn require_view_project(&self, caller: &Caller, project: &str) -> ApiResult<()> {
+        let (project, _) = self.get_project(project).await?;
+        caller.require("viewProject", &Resource::project(&project.key, &project.tags))
+    }
+
     /// The project and its environments, or 404.
     pub async fn project_context(&self, key: &str) -> ApiResult<ProjectContext> {
         let (project, project_version) = self.get_project(key).await?;

@@ -181,6 +181,7 @@ impl Services {
         let before_json = to_value(&before);
         let fields = changed_fields(&before_json, &to_value(&after));
         if fields.is_empty() {
+            self.require_view_project(caller, project).await?;
             return Ok(before);
         }
         after.version = version + 1;

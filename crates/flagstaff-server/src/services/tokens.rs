@@ -72,9 +72,12 @@ pub fn manages_all_tokens(caller: &Caller) -> bool {
 }
 
 /// LaunchDarkly's visibility: a caller sees their member's personal tokens and every service
-/// token; admins see every member's personal tokens too.
+/// token; admins see every member's personal tokens too. Service tokens are shown only to
+/// callers with a view permission on them (`view*`: readers and up), so `no_access` sees none.
 pub fn token_visible(caller: &Caller, t: &AccessToken) -> bool {
-    t.service_token || t.member_id == caller.member.id || manages_all_tokens(caller)
+    (t.service_token && caller.can("viewToken", &Resource::service_token(&t.id)))
+        || t.member_id == caller.member.id
+        || manages_all_tokens(caller)
 }
 
 /// A token's scope: exactly one of the three is set.

@@ -1,0 +1,438 @@
+//! Authorization on every route: each operation of the generated OpenAPI document, called by
+//! a token of each built-in role, against a fresh fixture. The statuses are kept as a
+//! snapshot a reviewer can read (`tests/snapshots/authorization_matrix.txt`; regenerate with
+//! `UPDATE_SNAPSHOTS=1`). A route without a case here fails the test.
+//!
+//! Also: the end-to-end least-privilege scenario of a service token with an inline policy.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use flagstaff_testkit::app::{TEST_TOKEN, TestApp};
+use reqwest::Method;
+use serde_json::{Value, json};
+use support::{call, call_with_type, member_with_token};
+
+const ROLES: &[&str] = &["owner", "admin", "writer", "reader", "no_access"];
+
+/// Operations any valid token may call, whatever its role.
+const OPEN_TO_EVERY_TOKEN: &[&str] = &["getRoot", "getCallerIdentity", "getVersions"];
+
+/// Keys of the fixture one case runs against.
+struct Fixture {
+    n: usize,
+    member_id: String,
+    token_id: String,
+    audit_id: String,
+}
+
+/// What one operation sends: method, path and body, given the fixture.
+fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)> {
+    let n = f.n;
+    let p = format!("/api/v2/projects/m{n}");
+    let flags = format!("/api/v2/flags/m{n}");
+    let segs = format!("/api/v2/segments/m{n}/test");
+    let patch_name = |name: &str| Some(json!([{"op": "replace", "path": "/name", "value": name}]));
+    Some(match op {
+        "getRoot" => (Method::GET, "/api/v2".into(), None),
+        "getCallerIdentity" => (Method::GET, "/api/v2/caller-identity".into(), None),
+        "getVersions" => (Method::GET, "/api/v2/versions".into(), None),
+        "getAuditLogEntries" => (Method::GET, "/api/v2/auditlog".into(), None),
+        "getAuditLogEntry" => (
+            Method::GET,
+            format!("/api/v2/auditlog/{}", f.audit_id),
+            None,
+        ),
+        "getProjects" => (Method::GET, "/api/v2/projects".into(), None),
+        "postProject" => (
+            Method::POST,
+            "/api/v2/projects".into(),
+            Some(json!({"key": format!("new{n}"), "name": "New"})),
+        ),
+        "getProject" => (Method::GET, p, None),
+        "patchProject" => (Method::PATCH, p, patch_name("Renamed")),
+        "deleteProject" => (Method::DELETE, p, None),
+        "getEnvironmentsByProject" => (Method::GET, format!("{p}/environments"), None),
+        "postEnvironment" => (
+            Method::POST,
+            format!("{p}/environments"),
+            Some(json!({"key": "staging", "name": "Staging", "color": "00ff00"})),
+        ),
+        "getEnvironment" => (Method::GET, format!("{p}/environments/test"), None),
+        "patchEnvironment" => (
+            Method::PATCH,
+            format!("{p}/environments/test"),
+            Some(json!([{"op": "replace", "path": "/color", "value": "112233"}])),
+        ),
+        "deleteEnvironment" => (Method::DELETE, format!("{p}/environments/test"), None),
+        "resetEnvironmentSDKKey" => (Method::POST, format!("{p}/environments/test/apiKey"), None),
+        "resetEnvironmentMobileKey" => (
+            Method::POST,
+            format!("{p}/environments/test/mobileKey"),
+            None,
+        ),
+        "getFeatureFlags" => (Method::GET, flags, None),
+        "postFeatureFlag" => (
+            Method::POST,
+            flags,
+            Some(json!({"key": "new-flag", "name": "New"})),
+        ),
+        "getFeatureFlag" => (Method::GET, format!("{flags}/f"), None),
+        "patchFeatureFlag" => (
+            Method::PATCH,
+            format!("{flags}/f"),
+            Some(json!([{"op": "replace", "path": "/environments/test/on", "value": true}])),
+        ),
+        "deleteFeatureFlag" => (Method::DELETE, format!("{flags}/f"), None),
+        "copyFeatureFlag" => (
+            Method::POST,
+            format!("{flags}/f/copy"),
+            Some(json!({"source": {"key": "production"}, "target": {"key": "test"}})),
+        ),
+        "getSegments" => (Method::GET, segs, None),
+        "postSegment" => (
+            Method::POST,
+            segs,
+            Some(json!({"key": "new-seg", "name": "New"})),
+        ),
+        "getSegment" => (Method::GET, format!("{segs}/s"), None),
+        "patchSegment" => (Method::PATCH, format!("{segs}/s"), patch_name("Renamed")),
+        "deleteSegment" => (Method::DELETE, format!("{segs}/s"), None),
+        "getMembers" => (Method::GET, "/api/v2/members".into(), None),
+        "postMembers" => (
+            Method::POST,
+            "/api/v2/members".into(),
+            Some(json!([{"email": format!("new{n}@example.com"), "role": "reader"}])),
+        ),
+        "getMember" => (
+            Method::GET,
+            format!("/api/v2/members/{}", f.member_id),
+            None,
+        ),
+        "patchMember" => (
+            Method::PATCH,
+            format!("/api/v2/members/{}", f.member_id),
+            Some(json!([{"op": "replace", "path": "/role", "value": "writer"}])),
+        ),
+        "deleteMember" => (
+            Method::DELETE,
+            format!("/api/v2/members/{}", f.member_id),
+            None,
+        ),
+        "getCustomRoles" => (Method::GET, "/api/v2/roles".into(), None),
+        "postCustomRole" => (
+            Method::POST,
+            "/api/v2/roles".into(),
+            Some(
+                json!({"key": format!("new-role{n}"), "name": "New", "policy": [{"effect": "allow", "actions": ["viewProject"], "resources": ["proj/*"]}]}),
+            ),
+        ),
+        "getCustomRole" => (Method::GET, format!("/api/v2/roles/r{n}"), None),
+        "patchCustomRole" => (
+            Method::PATCH,
+            format!("/api/v2/roles/r{n}"),
+            patch_name("Renamed"),
+        ),
+        "deleteCustomRole" => (Method::DELETE, format!("/api/v2/roles/r{n}"), None),
+        "getTeams" => (Method::GET, "/api/v2/teams".into(), None),
+        "postTeam" => (
+            Method::POST,
+            "/api/v2/teams".into(),
+            Some(json!({"key": format!("new-team{n}"), "name": "New"})),
+        ),
+        "getTeam" => (Method::GET, format!("/api/v2/teams/t{n}"), None),
+        "patchTeam" => (
+            Method::PATCH,
+            format!("/api/v2/teams/t{n}"),
+            Some(json!({"instructions": [{"kind": "updateName", "value": "Renamed"}]})),
+        ),
+        "deleteTeam" => (Method::DELETE, format!("/api/v2/teams/t{n}"), None),
+        "getTokens" => (Method::GET, "/api/v2/tokens".into(), None),
+        "postToken" => (
+            Method::POST,
+            "/api/v2/tokens".into(),
+            Some(json!({"name": "minted", "role": "reader"})),
+        ),
+        "getToken" => (Method::GET, format!("/api/v2/tokens/{}", f.token_id), None),
+        "patchToken" => (
+            Method::PATCH,
+            format!("/api/v2/tokens/{}", f.token_id),
+            patch_name("renamed"),
+        ),
+        "deleteToken" => (
+            Method::DELETE,
+            format!("/api/v2/tokens/{}", f.token_id),
+            None,
+        ),
+        "resetToken" => (
+            Method::POST,
+            format!("/api/v2/tokens/{}/reset", f.token_id),
+            None,
+        ),
+        _ => return None,
+    })
+}
+
+/// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role
+/// `r{n}`, a team `t{n}`, a reader member and a service token, all made by the owner.
+async fn fixture(app: &TestApp, n: usize) -> Fixture {
+    app.post(
+        "/api/v2/projects",
+        json!({"key": format!("m{n}"), "name": "M"}),
+    )
+    .await
+    .expect(201);
+    app.post(
+        &format!("/api/v2/flags/m{n}"),
+        json!({"key": "f", "name": "F"}),
+    )
+    .await
+    .expect(201);
+    app.patch(
+        &format!("/api/v2/flags/m{n}/f"),
+        json!([{"op": "replace", "path": "/environments/production/on", "value": true}]),
+    )
+    .await
+    .expect(200);
+    app.post(
+        &format!("/api/v2/segments/m{n}/test"),
+        json!({"key": "s", "name": "S"}),
+    )
+    .await
+    .expect(201);
+    app.post("/api/v2/roles", json!({"key": format!("r{n}"), "name": "R", "policy": [{"effect": "allow", "actions": ["viewProject"], "resources": ["proj/*"]}]})).await.expect(201);
+    app.post(
+        "/api/v2/teams",
+        json!({"key": format!("t{n}"), "name": "T"}),
+    )
+    .await
+    .expect(201);
+    let member = app
+        .post(
+            "/api/v2/members",
+            json!([{"email": format!("m{n}@example.com"), "role": "reader"}]),
+        )
+        .await
+        .expect(201);
+    let token = app
+        .post(
+            "/api/v2/tokens",
+            json!({"name": format!("svc{n}"), "role": "reader", "serviceToken": true}),
+        )
+        .await
+        .expect(201);
+    let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
+    Fixture {
+        n,
+        member_id: member["items"][0]["_id"].as_str().unwrap().to_string(),
+        token_id: token["_id"].as_str().unwrap().to_string(),
+        audit_id: audit["items"][0]["_id"].as_str().unwrap().to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_route_times_every_built_in_role() {
+    let app = TestApp::sqlite_with(|state| state.with_rate_limit(0)).await;
+    let mut secrets: BTreeMap<&str, String> = BTreeMap::new();
+    let mut member_ids: BTreeMap<&str, String> = BTreeMap::new();
+    secrets.insert("owner", TEST_TOKEN.to_string());
+    for role in ["admin", "writer", "reader", "no_access"] {
+        let (id, secret) = member_with_token(&app, &format!("{role}@matrix.test"), role).await;
+        secrets.insert(role, secret);
+        member_ids.insert(role, id);
+    }
+    let doc = app.get("/api/v2/openapi.json").await.expect(200);
+    let mut operations: Vec<String> = Vec::new();
+    for item in doc["paths"].as_object().unwrap().values() {
+        for op in item.as_object().unwrap().values() {
+            operations.push(op["operationId"].as_str().unwrap().to_string());
+        }
+    }
+    operations.sort();
+    let probe = Fixture {
+        n: 0,
+        member_id: String::new(),
+        token_id: String::new(),
+        audit_id: String::new(),
+    };
+    let undeclared: Vec<&String> = operations
+        .iter()
+        .filter(|op| request_for(op, &probe).is_none())
+        .collect();
+    assert!(
+        undeclared.is_empty(),
+        "routes without an authorization case: {undeclared:?}"
+    );
+
+    let mut n = 0;
+    let mut lines = vec![format!(
+        "{:<28}{}",
+        "operation",
+        ROLES.iter().map(|r| format!("{r:>11}")).collect::<String>()
+    )];
+    let mut problems = Vec::new();
+    for op in &operations {
+        let mut line = format!("{op:<28}");
+        for role in ROLES {
+            n += 1;
+            let f = fixture(&app, n).await;
+            let (method, path, body) = request_for(op, &f).unwrap();
+            let content_type = if op == "patchTeam" {
+                "application/json; domain-model=launchdarkly.semanticpatch"
+            } else {
+                "application/json"
+            };
+            let response =
+                call_with_type(&app, &secrets[role], method, &path, body, content_type).await;
+            let status = response.status;
+            line.push_str(&format!("{status:>11}"));
+            let open = OPEN_TO_EVERY_TOKEN.contains(&op.as_str());
+            if *role == "owner" && status == 403 {
+                problems.push(format!("owner was refused {op}: {}", response.body));
+            }
+            // no_access may list, seeing nothing but itself (its own member and personal
+            // token), and is told "not found" for what it cannot see; anything else is a 403.
+            let own = member_ids.get(role).cloned().unwrap_or_default();
+            let only_own = status == 200
+                && response.body["items"].as_array().is_some_and(|items| {
+                    items
+                        .iter()
+                        .all(|i| i["_id"] == own.as_str() || i["memberId"] == own.as_str())
+                });
+            if *role == "no_access" && !open && status != 403 && status != 404 && !only_own {
+                problems.push(format!(
+                    "no_access was not refused {op}: {status} {}",
+                    response.body
+                ));
+            }
+            if open && status == 403 {
+                problems.push(format!(
+                    "{role} was refused {op}, which every token may call"
+                ));
+            }
+            if status == 403 {
+                let message = response.message();
+                assert!(
+                    message.contains("action") && message.contains('"'),
+                    "403 must say which action on which resource: {message}"
+                );
+            }
+            if status >= 500 {
+                problems.push(format!("{role} {op}: {status} {}", response.body));
+            }
+        }
+        lines.push(line);
+    }
+    let table = lines.join("\n") + "\n";
+    println!("{table}");
+    assert!(
+        problems.is_empty(),
+        "authorization problems:\n{}",
+        problems.join("\n")
+    );
+    let snapshot = flagstaff_testkit::conformance::workspace_root()
+        .join("crates/flagstaff-server/tests/snapshots/authorization_matrix.txt");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() || !snapshot.exists() {
+        std::fs::write(&snapshot, &table).unwrap();
+    }
+    let expected = std::fs::read_to_string(&snapshot).unwrap();
+    assert_eq!(
+        table, expected,
+        "the authorization matrix changed; review it and run with UPDATE_SNAPSHOTS=1 to accept"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn least_privilege_service_token_toggles_test_only() {
+    let app = TestApp::sqlite().await;
+    app.post("/api/v2/projects", json!({"key": "shop", "name": "Shop"}))
+        .await
+        .expect(201);
+    app.post(
+        "/api/v2/flags/shop",
+        json!({"key": "checkout", "name": "Checkout"}),
+    )
+    .await
+    .expect(201);
+    let token = app
+        .post(
+            "/api/v2/tokens",
+            json!({"name": "ci-integration", "serviceToken": true,
+                   "inlineRole": [{"effect": "allow", "actions": ["update*"], "resources": ["proj/*:env/test:flag/*"]}]}),
+        )
+        .await
+        .expect(201);
+    let secret = token["token"].as_str().unwrap().to_string();
+    let toggle =
+        |env: &str| json!({"environmentKey": env, "instructions": [{"kind": "turnFlagOn"}]});
+    let semantic = "application/json; domain-model=launchdarkly.semanticpatch";
+    let ok = call_with_type(
+        &app,
+        &secret,
+        Method::PATCH,
+        "/api/v2/flags/shop/checkout",
+        Some(toggle("test")),
+        semantic,
+    )
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
+    assert_eq!(ok.body["environments"]["test"]["on"], true);
+    let denied = call_with_type(
+        &app,
+        &secret,
+        Method::PATCH,
+        "/api/v2/flags/shop/checkout",
+        Some(toggle("production")),
+        semantic,
+    )
+    .await;
+    assert_eq!(denied.status, 403);
+    assert_eq!(denied.code(), "forbidden");
+    assert!(
+        denied.message().contains("updateOn")
+            && denied
+                .message()
+                .contains("proj/shop:env/production:flag/checkout"),
+        "{}",
+        denied.message()
+    );
+    // Nothing else: no reads, no other writes.
+    assert_eq!(
+        call(
+            &app,
+            &secret,
+            Method::GET,
+            "/api/v2/flags/shop/checkout",
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    assert_eq!(
+        call(
+            &app,
+            &secret,
+            Method::DELETE,
+            "/api/v2/flags/shop/checkout",
+            None
+        )
+        .await
+        .status,
+        403
+    );
+    let flag = app.get("/api/v2/flags/shop/checkout").await.expect(200);
+    assert_eq!(
+        flag["environments"]["production"]["on"], false,
+        "the refused change wrote nothing"
+    );
+    let entry = &app.get("/api/v2/auditlog?limit=1").await.expect(200)["items"][0];
+    assert_eq!(
+        entry["accesses"][0]["resource"],
+        "proj/shop:env/test:flag/checkout"
+    );
+    assert_eq!(entry["token"]["name"], "ci-integration");
+    assert_eq!(entry["token"]["serviceToken"], true);
+    assert_eq!(entry["token"]["ending"], secret[secret.len() - 4..]);
+}
