@@ -2,7 +2,8 @@
 # The Flagstaff test command: ./scripts/test.sh [extra cargo test args...]
 #
 # * creates/reuses a Python venv at .venv with LaunchDarkly's official REST client
-#   (launchdarkly-api==25.0.1, used unmodified by the client-compatibility test);
+#   (launchdarkly-api==25.0.1) and server-side SDK (launchdarkly-server-sdk==9.20.0), both used
+#   unmodified by the client-compatibility tests;
 # * collects LaunchDarkly OpenAPI contract coverage in target/contract-coverage;
 # * runs `cargo test --workspace --locked "$@"` and exits with cargo's status.
 set -euo pipefail
@@ -11,6 +12,7 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
 LD_API_CLIENT_VERSION="25.0.1"
+LD_SERVER_SDK_VERSION="9.20.0"
 venv="$repo/.venv"
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -22,6 +24,12 @@ if [ "$installed" != "$LD_API_CLIENT_VERSION" ]; then
     echo "test.sh: installing launchdarkly-api==$LD_API_CLIENT_VERSION into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         "launchdarkly-api==$LD_API_CLIENT_VERSION"
+fi
+installed_sdk="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("launchdarkly-server-sdk"))' 2>/dev/null || true)"
+if [ "$installed_sdk" != "$LD_SERVER_SDK_VERSION" ]; then
+    echo "test.sh: installing launchdarkly-server-sdk==$LD_SERVER_SDK_VERSION into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "launchdarkly-server-sdk==$LD_SERVER_SDK_VERSION"
 fi
 export FLAGSTAFF_PYTHON="$venv/bin/python"
 

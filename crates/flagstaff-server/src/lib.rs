@@ -27,6 +27,7 @@ pub mod extract;
 pub mod ratelimit;
 pub mod render;
 pub mod routes;
+pub mod sdk;
 pub mod services;
 pub mod state;
 
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> Router {
             "/api/v2/openapi.json",
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
+        .merge(sdk::router())
         .fallback(|| async {
             ApiError::NotFound("Invalid resource identifier: no such route".into())
         })

@@ -24,19 +24,31 @@ pub struct AppState {
     pub tokens: Arc<TokenCache>,
     pub changes: broadcast::Sender<ChangeNotice>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// SDK data per environment, kept current from the outbox (`sdk/feed.rs`).
+    pub sdk: Arc<crate::sdk::SdkHub>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, account_id: String) -> Self {
         let (changes, _) = broadcast::channel(1024);
         let services = Arc::new(Services::new(store.clone(), account_id, changes.clone()));
+        let sdk = Arc::new(crate::sdk::SdkHub::new(store.clone(), changes.clone()));
         Self {
             store,
             services,
+            sdk,
             tokens: Arc::new(TokenCache::default()),
             changes,
             rate_limiter: Arc::new(RateLimiter::new(DEFAULT_LIMIT_PER_WINDOW)),
         }
+    }
+
+    /// The SSE heartbeat interval of SDK streams (default 3 minutes, as LaunchDarkly).
+    pub fn with_sdk_heartbeat(mut self, every: std::time::Duration) -> Self {
+        self.sdk = Arc::new(
+            crate::sdk::SdkHub::new(self.store.clone(), self.changes.clone()).with_heartbeat(every),
+        );
+        self
     }
 
     /// Requests per token per 10-second window; 0 turns rate limiting off.

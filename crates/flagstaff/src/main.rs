@@ -103,10 +103,15 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = store.dialect(), "Flagstaff is serving the REST API at /api/v2");
+    let sdk = state.sdk.clone();
     flagstaff_server::serve(
         listener,
         flagstaff_server::app(state.with_rate_limit(args.rate_limit)),
-        shutdown_signal(),
+        async move {
+            shutdown_signal().await;
+            // Open SDK streams would keep graceful shutdown waiting forever.
+            sdk.close_streams();
+        },
     )
     .await?;
     tracing::info!("stopped");
