@@ -193,6 +193,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub trait Store: Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
+    /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).
+    async fn close(&self);
     async fn get(&self, target: &EntityRef) -> StoreResult<Option<StoredEntity>>;
     /// All entities of a kind in a scope, ordered by key.
     async fn list(&self, kind: EntityKind, scope: &str) -> StoreResult<Vec<StoredEntity>>;
@@ -305,6 +307,10 @@ macro_rules! impl_store_for {
         impl $crate::Store for $store {
             fn dialect(&self) -> &'static str {
                 $dialect
+            }
+
+            async fn close(&self) {
+                self.close_pools().await
             }
 
             async fn get(

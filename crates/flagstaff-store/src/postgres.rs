@@ -57,6 +57,10 @@ impl PgStore {
         Ok(())
     }
 
+    async fn close_pools(&self) {
+        self.pool.close().await;
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

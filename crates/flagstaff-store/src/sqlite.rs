@@ -13,6 +13,8 @@ use crate::{StoreResult, impl_store_for, sql};
 pub struct SqliteStore {
     writer: SqlitePool,
     readers: SqlitePool,
+    /// The background checkpointer's connection (none for in-memory databases).
+    checkpointer: Option<SqlitePool>,
     audit_list_sql: String,
 }
 
@@ -26,12 +28,22 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:");
+        // Checkpoints run in the background (below), not inside a writer's COMMIT: an
+        // automatic checkpoint copies megabytes and fsyncs while every writer waits.
+        let writer_options = if in_memory {
+            options.clone()
+        } else {
+            options.clone().pragma("wal_autocheckpoint", "0")
+        };
+        // The pool's liveness ping costs a thread hand-off per statement; a local file
+        // connection does not go stale.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .test_before_acquire(false)
+            .connect_with(writer_options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
         // An in-memory database exists only on its one connection, so readers share it.
@@ -40,14 +52,37 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(options.read_only(true))
+                .test_before_acquire(false)
+                .connect_with(options.clone().read_only(true))
                 .await?
+        };
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(spawn_checkpointer(options).await?)
         };
         Ok(Self {
             writer,
             readers,
+            checkpointer,
             audit_list_sql: sql::audit_list("instr"),
         })
+    }
+
+    /// Folds the whole WAL into the database file and closes every connection, so a stopped
+    /// server leaves a single, complete database file.
+    async fn close_pools(&self) {
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close().await;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&self.writer)
+            .await
+        {
+            tracing::warn!("final WAL checkpoint failed: {e}");
+        }
+        self.readers.close().await;
+        self.writer.close().await;
     }
 
     fn reader(&self) -> &SqlitePool {
@@ -61,6 +96,39 @@ impl SqliteStore {
     async fn begin_write(&self) -> StoreResult<Transaction<'static, Sqlite>> {
         Ok(self.writer.begin().await?)
     }
+}
+
+/// How often the background task folds the WAL back into the database file.
+const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Runs `PRAGMA wal_checkpoint(PASSIVE)` on its own connection every
+/// [`CHECKPOINT_INTERVAL`]: PASSIVE never blocks writers or readers, and with automatic
+/// checkpoints off this keeps the WAL from growing without bound. The task ends when the
+/// runtime does.
+async fn spawn_checkpointer(options: SqliteConnectOptions) -> StoreResult<SqlitePool> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .test_before_acquire(false)
+        .connect_with(options)
+        .await?;
+    let handle = pool.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if pool.is_closed() {
+                return;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!("background WAL checkpoint failed: {e}");
+            }
+        }
+    });
+    Ok(handle)
 }
 
 impl_store_for!(SqliteStore, Sqlite, "sqlite");

@@ -114,6 +114,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
     )
     .await?;
+    store.close().await;
     tracing::info!("stopped");
     Ok(())
 }

@@ -102,7 +102,9 @@ async fn get_feature_flags(
     LdQuery(q): LdQuery<FlagsQuery>,
 ) -> ApiResult<Json<Value>> {
     let paging = paging(q.limit, q.offset, 20)?;
-    let names = viewable_project(&state, &caller, &project).await?.environment_names();
+    let names = viewable_project(&state, &caller, &project)
+        .await?
+        .environment_names();
     let envs = environment_filter(q.env.as_deref(), &names)?;
     let summary = parse_bool("summary", q.summary.as_deref())?.unwrap_or(true);
     let mut state_filter = match parse_bool("archived", q.archived.as_deref())? {
@@ -287,7 +289,9 @@ async fn get_feature_flag(
     LdQuery(q): LdQuery<FlagQuery>,
 ) -> ApiResult<Json<Value>> {
     let _ = q.expand;
-    let names = viewable_project(&state, &caller, &project).await?.environment_names();
+    let names = viewable_project(&state, &caller, &project)
+        .await?
+        .environment_names();
     let (flag, _) = state.services.get_flag(&project, &key).await?;
     let envs = environment_filter(q.env.as_deref(), &names)?;
     let view = FlagView {
@@ -310,11 +314,12 @@ async fn patch_feature_flag(
     Path((project, key)): Path<(String, String)>,
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
-    let flag = state
+    // The service already read the project's environments: render from those.
+    let (flag, context) = state
         .services
         .patch_flag(&caller, &project, &key, body.value()?, body.semantic_patch)
         .await?;
-    let names = environment_names(&state, &project).await?;
+    let names = context.environment_names();
     Ok(Json(render::flag(
         &project,
         &flag,

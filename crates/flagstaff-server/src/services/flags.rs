@@ -16,9 +16,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{audit_resource, 
-    Access, AuditDraft, CommitError, PendingChange, ProjectContext, Services, access, encode,
-    now_millis, to_value,
+use super::{
+    Access, AuditDraft, CommitError, PendingChange, ProjectContext, Services, access,
+    audit_resource, encode, now_millis, to_value,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -220,7 +220,8 @@ impl Services {
         let now = now_millis();
         let context = self.project_context(project_key).await?;
         let project = &context.project;
-        let environments: Vec<String> = context.environments.iter().map(|e| e.key.clone()).collect();
+        let environments: Vec<String> =
+            context.environments.iter().map(|e| e.key.clone()).collect();
         let mut flag = match clone_from {
             None => FeatureFlag::create(
                 body,
@@ -257,7 +258,10 @@ impl Services {
         flag.version = 1;
         let flag_resources = flag_in_every_environment(&context, &flag);
         let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
-        let mut accesses: Vec<Access> = flag_resources.iter().map(|r| access("createFlag", r)).collect();
+        let mut accesses: Vec<Access> = flag_resources
+            .iter()
+            .map(|r| access("createFlag", r))
+            .collect();
         if let Some(source_key) = clone_from {
             let (source, _) = self.get_flag(project_key, source_key).await?;
             for r in flag_in_every_environment(&context, &source) {
@@ -319,7 +323,7 @@ impl Services {
         key: &str,
         body: Value,
         semantic: bool,
-    ) -> ApiResult<FeatureFlag> {
+    ) -> ApiResult<(FeatureFlag, ProjectContext)> {
         let request = parse_patch_request(body, semantic, PatchFormats::All)?;
         let target = flag_ref(project, key);
         let _guard = self.lock(&target).await;
@@ -333,9 +337,10 @@ impl Services {
         project: &str,
         key: &str,
         request: &PatchRequest,
-    ) -> Result<FeatureFlag, CommitError> {
+    ) -> Result<(FeatureFlag, ProjectContext), CommitError> {
         let now = now_millis();
         let (before, version) = self.get_flag(project, key).await?;
+        let context = self.project_context(project).await?;
         let (mut after, applied) = match request {
             PatchRequest::Semantic(patch) => {
                 let prerequisites = self.prerequisite_flags(project, patch).await?;
@@ -358,8 +363,8 @@ impl Services {
         finalize_flag_change(&before, &mut after, version, now)?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
-            self.require_view_project(caller, project).await?;
-            return Ok(before);
+            caller.require("viewProject", &context.project_resource())?;
+            return Ok((before, context));
         }
         self.check_prerequisite_keys(project, &before, &after)
             .await?;
@@ -369,7 +374,6 @@ impl Services {
         }
         // Judged as the flag was and as it will be: a change cannot escape a tag-based policy
         // by changing the tags it is judged by.
-        let context = self.project_context(project).await?;
         for a in flag_accesses(&context, &before, &changes).0 {
             caller.require(&a.action, &a.resource)?;
         }
@@ -411,7 +415,7 @@ impl Services {
             outbox: vec![flag_outbox(project, key, after.version, "update", &touched)],
         };
         self.commit(Some(caller), now, change).await?;
-        Ok(after)
+        Ok((after, context))
     }
 
     /// The flags named by prerequisite instructions, so their variation ids can be resolved.
@@ -525,7 +529,10 @@ impl Services {
                 audit: AuditDraft {
                     kind: "flag",
                     name: flag.name.clone(),
-                    accesses: flag_resources.iter().map(|r| access("deleteFlag", r)).collect(),
+                    accesses: flag_resources
+                        .iter()
+                        .map(|r| access("deleteFlag", r))
+                        .collect(),
                     target_resources: resources,
                     parent: None,
                     title_verb: "deleted the flag".into(),

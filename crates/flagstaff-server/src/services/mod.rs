@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flagstaff_model::UnixMillis;
+use flagstaff_model::audit::{AuditEntry, AuditParent, AuditTarget, ResourceAccess};
 use flagstaff_model::environment::Environment;
 use flagstaff_model::project::Project;
 use flagstaff_policy::Resource;
-use flagstaff_model::audit::{AuditEntry, AuditParent, AuditTarget, ResourceAccess};
 use flagstaff_store::{
     AuditRow, ChangeSet, EntityKind, EntityRef, EntityWrite, OutboxRow, Store, StoreError,
 };
@@ -88,7 +88,11 @@ pub fn audit_resource(resource: &Resource) -> String {
     let nodes = resource.nodes();
     let mut spec = flagstaff_policy::ResourceSpec::new();
     for (i, node) in nodes.iter().enumerate() {
-        let tags: &[String] = if i + 1 == nodes.len() { &node.tags } else { &[] };
+        let tags: &[String] = if i + 1 == nodes.len() {
+            &node.tags
+        } else {
+            &[]
+        };
         spec = spec.with(node.kind.as_str(), &node.key, tags);
     }
     spec.to_string()
@@ -136,7 +140,10 @@ impl ProjectContext {
     }
 
     pub fn environment_names(&self) -> std::collections::BTreeMap<String, String> {
-        self.environments.iter().map(|e| (e.key.clone(), e.name.clone())).collect()
+        self.environments
+            .iter()
+            .map(|e| (e.key.clone(), e.name.clone()))
+            .collect()
     }
 }
 
@@ -211,7 +218,10 @@ impl Services {
     /// entity: the caller must at least be allowed to read it.
     pub async fn require_view_project(&self, caller: &Caller, project: &str) -> ApiResult<()> {
         let (project, _) = self.get_project(project).await?;
-        caller.require("viewProject", &Resource::project(&project.key, &project.tags))
+        caller.require(
+            "viewProject",
+            &Resource::project(&project.key, &project.tags),
+        )
     }
 
     /// The project and its environments, or 404.
@@ -331,7 +341,13 @@ impl Services {
             .join("\n");
         let short_description = draft.description.first().cloned().unwrap_or_default();
         AuditEntry {
-            id: flagstaff_model::new_object_id(),
+            // Time-ordered like LaunchDarkly's ObjectIds: new entries land at the end of the
+            // id index instead of on a random page of it.
+            id: format!(
+                "{:012x}{}",
+                now.max(0),
+                &flagstaff_model::new_object_id()[..12]
+            ),
             account_id: self.account_id.clone(),
             date: now,
             accesses: draft
