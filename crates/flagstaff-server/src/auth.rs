@@ -48,15 +48,25 @@ impl Caller {
             Decision::Allowed => Ok(()),
             decision => Err(ApiError::Forbidden(format!(
                 "Forbidden. Access to the requested resource was denied: action \"{action}\" on \"{resource}\" is {} for token \"{}\"",
-                if decision == Decision::Denied { "denied by a policy statement" } else { "not allowed by any role" },
+                if decision == Decision::Denied {
+                    "denied by a policy statement"
+                } else {
+                    "not allowed by any role"
+                },
                 self.token.name
             ))),
         }
     }
 
     /// `action` on every resource (flag-wide changes concern every environment).
-    pub fn require_all<'a>(&self, action: &str, resources: impl IntoIterator<Item = &'a Resource>) -> ApiResult<()> {
-        resources.into_iter().try_for_each(|r| self.require(action, r))
+    pub fn require_all<'a>(
+        &self,
+        action: &str,
+        resources: impl IntoIterator<Item = &'a Resource>,
+    ) -> ApiResult<()> {
+        resources
+            .into_iter()
+            .try_for_each(|r| self.require(action, r))
     }
 
     pub fn audit_member(&self) -> AuditMember {
@@ -125,7 +135,8 @@ impl TokenCache {
     /// member, roles and teams. Called after every change to members, roles, teams or tokens.
     pub fn clear(&self) {
         if let Ok(mut entries) = self.entries.lock() {
-            self.generation.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             entries.clear();
         }
     }
@@ -190,7 +201,10 @@ impl FromRequestParts<AppState> for Caller {
         }
         let hash = hash_secret(secret);
         let caller = authenticate(state, &hash).await?;
-        if let Some(rate) = state.rate_limiter.check(&caller.token.id, crate::services::now_millis()) {
+        if let Some(rate) = state
+            .rate_limiter
+            .check(&caller.token.id, crate::services::now_millis())
+        {
             if let Some(slot) = parts.extensions.get::<crate::ratelimit::RateSlot>()
                 && let Ok(mut s) = slot.0.lock()
             {
@@ -213,7 +227,9 @@ async fn authenticate(state: &AppState, hash: &str) -> Result<Caller, ApiError> 
     let caller = load_caller(state, hash)
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    state.tokens.put(hash.to_string(), caller.clone(), generation);
+    state
+        .tokens
+        .put(hash.to_string(), caller.clone(), generation);
     state.tokens.touch(&caller);
     Ok(caller)
 }
@@ -228,10 +244,9 @@ async fn load_caller(state: &AppState, hash: &str) -> Result<Option<Caller>, Api
     let token: AccessToken = decode(&stored.doc)?;
     // A token found by its previous secret works only until that secret's expiry.
     if token.secret_hash != hash
-        && !token
-            .previous_secret
-            .as_ref()
-            .is_some_and(|old| old.secret_hash == hash && old.expiry > crate::services::now_millis())
+        && !token.previous_secret.as_ref().is_some_and(|old| {
+            old.secret_hash == hash && old.expiry > crate::services::now_millis()
+        })
     {
         return Ok(None);
     }
@@ -242,7 +257,11 @@ async fn load_caller(state: &AppState, hash: &str) -> Result<Option<Caller>, Api
     };
     let member: Member = decode(&member.doc)?;
     let permissions = Arc::new(token_permissions(state.store.as_ref(), &token, &member).await?);
-    Ok(Some(Caller { token, member, permissions }))
+    Ok(Some(Caller {
+        token,
+        member,
+        permissions,
+    }))
 }
 
 /// A member's permissions: their custom roles if they have any, else their built-in role;
@@ -272,11 +291,20 @@ pub async fn member_permissions(store: &dyn Store, member: &Member) -> ApiResult
 }
 
 /// What a token may do. A personal token never exceeds its member's *current* permissions.
-pub async fn token_permissions(store: &dyn Store, token: &AccessToken, member: &Member) -> ApiResult<Permissions> {
+pub async fn token_permissions(
+    store: &dyn Store,
+    token: &AccessToken,
+    member: &Member,
+) -> ApiResult<Permissions> {
     let mut scope: Vec<Arc<CompiledPolicy>> = Vec::new();
     if !token.inline_role.is_empty() {
         let statements = parse_policy(&serde_json::Value::Array(token.inline_role.clone()))
-            .map_err(|e| ApiError::Internal(format!("stored inline policy of token {} is invalid: {e}", token.id)))?;
+            .map_err(|e| {
+                ApiError::Internal(format!(
+                    "stored inline policy of token {} is invalid: {e}",
+                    token.id
+                ))
+            })?;
         let compiled = CompiledPolicy::compile(&statements, &member.role_attributes)
             .map_err(|e| ApiError::Internal(format!("inline policy of token {}: {e}", token.id)))?;
         scope.push(Arc::new(compiled));
@@ -298,13 +326,21 @@ pub async fn token_permissions(store: &dyn Store, token: &AccessToken, member: &
 }
 
 fn base_role(name: &str) -> ApiResult<BaseRole> {
-    BaseRole::from_name(name).ok_or_else(|| ApiError::Internal(format!("unknown built-in role \"{name}\"")))
+    BaseRole::from_name(name)
+        .ok_or_else(|| ApiError::Internal(format!("unknown built-in role \"{name}\"")))
 }
 
 /// Finds a custom role by key (or `_id`) and compiles it with `attributes`. A role that was
 /// deleted grants nothing.
-async fn compile_custom_role(store: &dyn Store, key_or_id: &str, attributes: &flagstaff_model::account::RoleAttributes) -> ApiResult<Arc<CompiledPolicy>> {
-    let role = match store.get(&EntityRef::new(EntityKind::Role, "", key_or_id)).await? {
+async fn compile_custom_role(
+    store: &dyn Store,
+    key_or_id: &str,
+    attributes: &flagstaff_model::account::RoleAttributes,
+) -> ApiResult<Arc<CompiledPolicy>> {
+    let role = match store
+        .get(&EntityRef::new(EntityKind::Role, "", key_or_id))
+        .await?
+    {
         Some(stored) => Some(decode::<CustomRole>(&stored.doc)?),
         None => match store.resolve_alias(&format!("role-id:{key_or_id}")).await? {
             Some(target) => match store.get(&target).await? {
@@ -317,9 +353,16 @@ async fn compile_custom_role(store: &dyn Store, key_or_id: &str, attributes: &fl
     let Some(role) = role else {
         return Ok(Arc::new(CompiledPolicy::default()));
     };
-    let statements = parse_policy(&serde_json::Value::Array(role.policy.clone()))
-        .map_err(|e| ApiError::Internal(format!("stored policy of role {} is invalid: {e}", role.key)))?;
-    let base = BasePermissions::from_name(&role.base_permissions).unwrap_or(BasePermissions::NoAccess);
+    let statements = parse_policy(&serde_json::Value::Array(role.policy.clone())).map_err(|e| {
+        ApiError::Internal(format!(
+            "stored policy of role {} is invalid: {e}",
+            role.key
+        ))
+    })?;
+    let base =
+        BasePermissions::from_name(&role.base_permissions).unwrap_or(BasePermissions::NoAccess);
     // An assignment whose role attributes do not fill the role's placeholders grants nothing.
-    Ok(Arc::new(CompiledPolicy::compile_role(&statements, base, attributes).unwrap_or_default()))
+    Ok(Arc::new(
+        CompiledPolicy::compile_role(&statements, base, attributes).unwrap_or_default(),
+    ))
 }

@@ -38,7 +38,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("{0}")]
     UnsupportedMediaType(String),
-    #[error("You've exceeded the API rate limit of {0} requests per 10 seconds for this token. Try again after the Retry-After delay.")]
+    #[error(
+        "You've exceeded the API rate limit of {0} requests per 10 seconds for this token. Try again after the Retry-After delay."
+    )]
     RateLimited(u32),
     #[error("internal error: {0}")]
     Internal(String),

@@ -101,7 +101,11 @@ pub fn parse_filter<'a>(filter: &'a str, known: &[&str]) -> ApiResult<Vec<(&'a s
 }
 
 /// Reading anything inside a project needs `viewProject` on it.
-pub async fn viewable_project(state: &AppState, caller: &Caller, key: &str) -> ApiResult<ProjectContext> {
+pub async fn viewable_project(
+    state: &AppState,
+    caller: &Caller,
+    key: &str,
+) -> ApiResult<ProjectContext> {
     let context = state.services.project_context(key).await?;
     caller.require("viewProject", &context.project_resource())?;
     Ok(context)
@@ -109,15 +113,25 @@ pub async fn viewable_project(state: &AppState, caller: &Caller, key: &str) -> A
 
 /// SDK and mobile keys are shown only to callers allowed `viewSdkKey` on the environment;
 /// others see the environment with its keys masked.
-pub fn mask_keys_unless_allowed(caller: &Caller, project: &Project, env: &Environment, rendered: &mut Value) {
-    let resource = Resource::project(&project.key, &project.tags).env(&env.key, &env.tags, env.critical);
+pub fn mask_keys_unless_allowed(
+    caller: &Caller,
+    project: &Project,
+    env: &Environment,
+    rendered: &mut Value,
+) {
+    let resource =
+        Resource::project(&project.key, &project.tags).env(&env.key, &env.tags, env.critical);
     if caller.can("viewSdkKey", &resource) {
         return;
     }
     if let Some(obj) = rendered.as_object_mut() {
         for field in ["apiKey", "mobileKey"] {
             if let Some(Value::String(key)) = obj.get(field) {
-                let masked = format!("{}…{}", &key[..4.min(key.len())], flagstaff_model::account::secret_ending(key));
+                let masked = format!(
+                    "{}…{}",
+                    &key[..4.min(key.len())],
+                    flagstaff_model::account::secret_ending(key)
+                );
                 obj.insert(field.into(), Value::String(masked));
             }
         }
@@ -125,7 +139,12 @@ pub fn mask_keys_unless_allowed(caller: &Caller, project: &Project, env: &Enviro
 }
 
 /// Masks the keys of every environment inside a rendered project (array or collection form).
-pub fn mask_project_keys(caller: &Caller, project: &Project, environments: &[Environment], rendered: &mut Value) {
+pub fn mask_project_keys(
+    caller: &Caller,
+    project: &Project,
+    environments: &[Environment],
+    rendered: &mut Value,
+) {
     let list = match rendered.get_mut("environments") {
         Some(Value::Array(items)) => items,
         Some(Value::Object(collection)) => match collection.get_mut("items") {

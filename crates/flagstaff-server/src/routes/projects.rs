@@ -10,12 +10,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::{ExpandQuery, mask_project_keys, paging, parse_filter, viewable_project};
-use flagstaff_policy::Resource;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{JsonBody, LdJson, LdQuery};
 use crate::render::{self, ProjectEnvironments};
 use crate::state::AppState;
+use flagstaff_policy::Resource;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -154,12 +154,22 @@ async fn get_project(
     LdQuery(q): LdQuery<ExpandQuery>,
 ) -> ApiResult<Json<Value>> {
     let context = viewable_project(&state, &caller, &key).await?;
-    let envs = q.has("environments").then_some(context.environments.as_slice());
+    let envs = q
+        .has("environments")
+        .then_some(context.environments.as_slice());
     let mut rendered = render::project(
         &context.project,
-        envs.map_or(ProjectEnvironments::Omitted, ProjectEnvironments::Collection),
+        envs.map_or(
+            ProjectEnvironments::Omitted,
+            ProjectEnvironments::Collection,
+        ),
     );
-    mask_project_keys(&caller, &context.project, &context.environments, &mut rendered);
+    mask_project_keys(
+        &caller,
+        &context.project,
+        &context.environments,
+        &mut rendered,
+    );
     Ok(Json(rendered))
 }
 

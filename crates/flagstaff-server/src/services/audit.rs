@@ -46,13 +46,13 @@ impl Services {
             for doc in &docs {
                 let entry: AuditEntry = decode(doc)?;
                 before = Some(entry.date);
-                let wanted = visible(&entry) && match &filter.spec {
-                    None => true,
-                    Some(spec) => entry
-                        .accesses
-                        .iter()
-                        .any(|a| ResourceSpec::parse(&a.resource).is_ok_and(|r| spec.covers(&r))),
-                };
+                let wanted = visible(&entry)
+                    && match &filter.spec {
+                        None => true,
+                        Some(spec) => entry.accesses.iter().any(|a| {
+                            ResourceSpec::parse(&a.resource).is_ok_and(|r| spec.covers(&r))
+                        }),
+                    };
                 if wanted {
                     entries.push(entry);
                     if entries.len() as i64 == filter.limit {

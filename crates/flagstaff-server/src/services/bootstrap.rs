@@ -9,7 +9,9 @@ use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, Store};
 use serde::Deserialize;
 
-use super::{audit_resource, AuditDraft, PendingChange, Services, access, decode, encode, now_millis};
+use super::{
+    AuditDraft, PendingChange, Services, access, audit_resource, decode, encode, now_millis,
+};
 use crate::auth::{hash_secret, token_alias};
 use crate::error::{ApiError, ApiResult};
 

@@ -14,8 +14,9 @@ use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
-use super::{audit_resource, 
-    AuditDraft, PendingChange, Services, access, changed_fields, encode, now_millis, to_value,
+use super::{
+    AuditDraft, PendingChange, Services, access, audit_resource, changed_fields, encode,
+    now_millis, to_value,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};

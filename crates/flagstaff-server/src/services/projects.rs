@@ -10,9 +10,9 @@ use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
 use super::environments::{environment_aliases, environment_from_post};
-use super::{audit_resource, 
-    AuditDraft, CommitError, PendingChange, Services, access, changed_fields, encode, now_millis,
-    to_value,
+use super::{
+    AuditDraft, CommitError, PendingChange, Services, access, audit_resource, changed_fields,
+    encode, now_millis, to_value,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -110,7 +110,9 @@ impl Services {
             });
             accesses.push(access(
                 "createEnvironment",
-                &project_resource.clone().env(&env.key, &env.tags, env.critical),
+                &project_resource
+                    .clone()
+                    .env(&env.key, &env.tags, env.critical),
             ));
         }
         let change = PendingChange {

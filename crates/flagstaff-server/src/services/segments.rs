@@ -9,9 +9,9 @@ use flagstaff_model::semantic::segment::apply_to_segment;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
-use super::{audit_resource, 
-    AuditDraft, CommitError, PendingChange, Services, access, changed_fields, encode, now_millis,
-    to_value,
+use super::{
+    AuditDraft, CommitError, PendingChange, Services, access, audit_resource, changed_fields,
+    encode, now_millis, to_value,
 };
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -89,7 +89,10 @@ impl Services {
         let now = now_millis();
         self.get_environment(project, env).await?;
         let segment = Segment::create(body, now)?;
-        let resource = self.project_context(project).await?.segment_resource(env, &segment.key, &segment.tags);
+        let resource =
+            self.project_context(project)
+                .await?
+                .segment_resource(env, &segment.key, &segment.tags);
         let change = PendingChange {
             writes: vec![EntityWrite::Insert {
                 target: segment_ref(project, env, &segment.key),
@@ -239,7 +242,10 @@ impl Services {
         self.with_retries(|| async {
             let now = now_millis();
             let (segment, version) = self.get_segment(project, env, key).await?;
-            let resource = self.project_context(project).await?.segment_resource(env, key, &segment.tags);
+            let resource =
+                self.project_context(project)
+                    .await?
+                    .segment_resource(env, key, &segment.tags);
             let change = PendingChange {
                 writes: vec![EntityWrite::Delete {
                     target: target.clone(),
