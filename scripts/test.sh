@@ -38,8 +38,17 @@ rm -rf "$coverage_dir"
 mkdir -p "$coverage_dir"
 export FLAGSTAFF_CONTRACT_COVERAGE_DIR="$coverage_dir"
 
+reports_dir="$repo/target/reports"
+rm -rf "$reports_dir"
+export FLAGSTAFF_REPORT_DIR="$reports_dir"
+
 status=0
 cargo test --workspace --locked "$@" || status=$?
+
+# Conformance reports the tests wrote (their own output is captured when they pass).
+if [ -d "$reports_dir" ]; then
+    cat "$reports_dir"/*.txt 2>/dev/null || true
+fi
 
 shopt -s nullglob
 coverage_files=("$coverage_dir"/*.txt)
