@@ -305,8 +305,13 @@ pub async fn token_permissions(
                     token.id
                 ))
             })?;
+        // A placeholder the member no longer has a value for grants nothing (like a custom
+        // role's), instead of failing every request the token makes.
         let compiled = CompiledPolicy::compile(&statements, &member.role_attributes)
-            .map_err(|e| ApiError::Internal(format!("inline policy of token {}: {e}", token.id)))?;
+            .unwrap_or_else(|e| {
+                tracing::warn!(token = %token.id, "inline policy grants nothing: {e}");
+                CompiledPolicy::default()
+            });
         scope.push(Arc::new(compiled));
     } else if !token.custom_role_ids.is_empty() {
         for id in &token.custom_role_ids {

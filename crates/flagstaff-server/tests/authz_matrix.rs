@@ -436,3 +436,75 @@ async fn least_privilege_service_token_toggles_test_only() {
     assert_eq!(entry["token"]["serviceToken"], true);
     assert_eq!(entry["token"]["ending"], secret[secret.len() - 4..]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_attributes_scope_a_token_and_losing_them_revokes_access() {
+    let app = TestApp::sqlite().await;
+    for key in ["alpha", "beta"] {
+        app.post("/api/v2/projects", json!({"key": key, "name": key}))
+            .await
+            .expect(201);
+    }
+    let member = app
+        .post(
+            "/api/v2/members",
+            json!([{"email": "dev@example.com", "role": "writer", "roleAttributes": {"projects": ["alpha"]}}]),
+        )
+        .await
+        .expect(201);
+    let member_id = member["items"][0]["_id"].as_str().unwrap().to_string();
+    let token = app
+        .post(
+            "/api/v2/tokens",
+            json!({"name": "scoped", "memberId": member_id,
+                   "inlineRole": [{"effect": "allow", "actions": ["viewProject", "createFlag"],
+                                   "resources": ["proj/${roleAttribute/projects}", "proj/${roleAttribute/projects}:env/*:flag/*"]}]}),
+        )
+        .await
+        .expect(201);
+    let secret = token["token"].as_str().unwrap().to_string();
+    let flag = |n: &str| json!({"key": n, "name": n});
+    assert_eq!(
+        call(
+            &app,
+            &secret,
+            Method::POST,
+            "/api/v2/flags/alpha",
+            Some(flag("a1"))
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        call(
+            &app,
+            &secret,
+            Method::POST,
+            "/api/v2/flags/beta",
+            Some(flag("b1"))
+        )
+        .await
+        .status,
+        403
+    );
+    app.patch(
+        &format!("/api/v2/members/{member_id}"),
+        json!([{"op": "remove", "path": "/roleAttributes/projects"}]),
+    )
+    .await
+    .expect(200);
+    let after = call(
+        &app,
+        &secret,
+        Method::POST,
+        "/api/v2/flags/alpha",
+        Some(flag("a2")),
+    )
+    .await;
+    assert_eq!(
+        after.status, 403,
+        "a placeholder without a value grants nothing: {}",
+        after.body
+    );
+}
