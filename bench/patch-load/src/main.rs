@@ -297,7 +297,7 @@ async fn sqlite_inner(
     let data_dir = tmp.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
     let db_file = data_dir.join("flagstaff.db");
-    let mut server = Server::start(
+    let mut server = server::start(
         &args.flagstaff_bin,
         Database::Sqlite(&data_dir),
         tmp.path().join("server.log"),
@@ -343,7 +343,7 @@ async fn postgres_inner(
     let tmp = tempfile::Builder::new()
         .prefix("flagstaff-patch-load-")
         .tempdir()?;
-    let mut server = Server::start(
+    let mut server = server::start(
         &args.flagstaff_bin,
         Database::Postgres(&db.url),
         tmp.path().join("server.log"),

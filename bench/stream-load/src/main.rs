@@ -167,7 +167,7 @@ async fn run(args: &Args) -> Result<bool> {
     let dir = tempfile::tempdir().context("temp dir")?;
     let data_dir = dir.path().join("data");
     std::fs::create_dir_all(&data_dir)?;
-    let mut server = Server::start(
+    let mut server = server::start(
         &args.flagstaff_bin,
         &data_dir,
         dir.path().join("server.log"),

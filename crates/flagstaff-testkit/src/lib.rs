@@ -1,6 +1,8 @@
 //! Test support shared by every integration test: the conformance-data locator, the
-//! LaunchDarkly OpenAPI contract checker, and (in `app`) a `TestApp` that runs the real server.
+//! LaunchDarkly OpenAPI contract checker, the Python checks runner (`python`), and (in `app`)
+//! a `TestApp` that runs the real server.
 
 pub mod app;
 pub mod conformance;
 pub mod contract;
+pub mod python;

@@ -126,26 +126,27 @@ impl EnvFeed {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn apply_flag(&self, key: &str, flag: Option<Flag>, seq: i64) {
+    /// Stores `item` under `key` (or, with `None`, marks the stored one deleted at `seq`),
+    /// refreshes the `/all` payload and broadcasts the patch or delete.
+    fn apply<T: FeedItem>(&self, key: &str, item: Option<T>, seq: i64) {
         let event = {
             let mut st = self.write();
-            let event = match flag {
-                Some(flag) => {
-                    let data: Arc<str> = serde_json::to_string(&flag).unwrap_or_default().into();
-                    st.eval.insert_flag(flag.clone());
-                    st.flags.insert(key.to_string(), flag);
+            let event = match item {
+                Some(item) => {
+                    let data: Arc<str> = serde_json::to_string(&item).unwrap_or_default().into();
+                    item.clone().index(&mut st.eval);
+                    T::items(&mut st).insert(key.to_string(), item);
                     Some(FeedEvent::Patch {
-                        kind: ItemKind::Flag,
+                        kind: T::KIND,
                         key: key.into(),
                         data,
                     })
                 }
-                None => st.flags.remove(key).map(|mut gone| {
-                    gone.deleted = true;
-                    gone.version = seq as u64;
-                    st.eval.insert_flag(gone);
+                None => T::items(&mut st).remove(key).map(|mut gone| {
+                    gone.mark_deleted(seq as u64);
+                    gone.index(&mut st.eval);
                     FeedEvent::Delete {
-                        kind: ItemKind::Flag,
+                        kind: T::KIND,
                         key: key.into(),
                         version: seq as u64,
                     }
@@ -160,40 +161,41 @@ impl EnvFeed {
             let _ = self.tx.send(e);
         }
     }
+}
 
-    fn apply_segment(&self, key: &str, segment: Option<Segment>, seq: i64) {
-        let event = {
-            let mut st = self.write();
-            let event = match segment {
-                Some(s) => {
-                    let data: Arc<str> = serde_json::to_string(&s).unwrap_or_default().into();
-                    st.eval.insert_segment(s.clone());
-                    st.segments.insert(key.to_string(), s);
-                    Some(FeedEvent::Patch {
-                        kind: ItemKind::Segment,
-                        key: key.into(),
-                        data,
-                    })
-                }
-                None => st.segments.remove(key).map(|mut gone| {
-                    gone.deleted = true;
-                    gone.version = seq as u64;
-                    st.eval.insert_segment(gone);
-                    FeedEvent::Delete {
-                        kind: ItemKind::Segment,
-                        key: key.into(),
-                        version: seq as u64,
-                    }
-                }),
-            };
-            if event.is_some() {
-                st.refresh();
-            }
-            event
-        };
-        if let Some(e) = event {
-            let _ = self.tx.send(e);
-        }
+/// A flag or a segment as [`EnvFeed::apply`] keeps it.
+trait FeedItem: serde::Serialize + Clone {
+    const KIND: ItemKind;
+    fn items(st: &mut EnvState) -> &mut BTreeMap<String, Self>;
+    fn mark_deleted(&mut self, version: u64);
+    fn index(self, eval: &mut InMemoryStore);
+}
+
+impl FeedItem for Flag {
+    const KIND: ItemKind = ItemKind::Flag;
+    fn items(st: &mut EnvState) -> &mut BTreeMap<String, Self> {
+        &mut st.flags
+    }
+    fn mark_deleted(&mut self, version: u64) {
+        self.deleted = true;
+        self.version = version;
+    }
+    fn index(self, eval: &mut InMemoryStore) {
+        eval.insert_flag(self);
+    }
+}
+
+impl FeedItem for Segment {
+    const KIND: ItemKind = ItemKind::Segment;
+    fn items(st: &mut EnvState) -> &mut BTreeMap<String, Self> {
+        &mut st.segments
+    }
+    fn mark_deleted(&mut self, version: u64) {
+        self.deleted = true;
+        self.version = version;
+    }
+    fn index(self, eval: &mut InMemoryStore) {
+        eval.insert_segment(self);
     }
 }
 
@@ -496,7 +498,7 @@ impl SdkHub {
                     let sdk = flag
                         .as_ref()
                         .and_then(|f| sdk_flag(f, &feed.id.env, seq as u64));
-                    feed.apply_flag(&key, sdk, seq);
+                    feed.apply(&key, sdk, seq);
                 }
             }
             Some("segment") => {
@@ -514,7 +516,7 @@ impl SdkHub {
                     Some(stored) => Some(crate::services::decode(&stored.doc)?),
                     None => None,
                 };
-                feed.apply_segment(
+                feed.apply(
                     &key,
                     seg.as_ref().and_then(|x| sdk_segment(x, seq as u64)),
                     seq,
