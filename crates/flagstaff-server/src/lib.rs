@@ -140,7 +140,10 @@ pub async fn serve(
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
+    // `into_make_service` hands each connection a cheap clone of the router. Serving the
+    // `Router` itself rebuilds its route table (`with_state(())`) for every connection, which
+    // cost ~130 KiB per open SDK stream.
+    axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(shutdown)
         .await
 }
