@@ -9,9 +9,7 @@ use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, Store};
 use serde::Deserialize;
 
-use super::{
-    AuditDraft, PendingChange, Services, access, audit_resource, decode, encode, now_millis,
-};
+use super::{AuditDraft, PendingChange, Services, access, decode, encode, now_millis};
 use crate::auth::{hash_secret, token_alias};
 use crate::error::{ApiError, ApiResult};
 
@@ -160,23 +158,18 @@ fn token_change(owner: &Member, secret: &str, name: &str, now: i64) -> ApiResult
             doc: encode(&token)?,
             aliases: vec![token_alias(&token.secret_hash)],
         }],
-        audit: AuditDraft {
-            kind: "token",
-            name: token.name.clone(),
-            accesses: vec![access("createAccessToken", &resource)],
-            target_resources: vec![audit_resource(&resource)],
-            parent: None,
-            title_verb: "created the access token".into(),
-            description: vec![format!(
+        audit: AuditDraft::single(
+            "token",
+            token.name.clone(),
+            "createAccessToken",
+            &resource,
+            "created the access token",
+            format!(
                 "Created the owner access token *{}* ending in {}",
                 token.name, token.ending
-            )],
-            comment: None,
-            site_path: "/settings/authorization".into(),
-            delta: None,
-            previous_version: None,
-            current_version: None,
-        },
+            ),
+            "/settings/authorization",
+        ),
         outbox: Vec::new(),
     })
 }

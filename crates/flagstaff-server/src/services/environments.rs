@@ -368,20 +368,7 @@ impl Services {
             let resource = Resource::project(project, &project_entity.tags).env(env_key, &env.tags, env.critical);
             let change = PendingChange {
                 writes,
-                audit: AuditDraft {
-                    kind: "environment",
-                    name: env.name.clone(),
-                    accesses: vec![access("deleteEnvironment", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "deleted the environment".into(),
-                    description: vec![format!("Deleted the environment *{}* with its segments and flag targeting", env.name)],
-                    comment: None,
-                    site_path: format!("/settings/projects/{project}"),
-                    delta: None,
-                    previous_version: Some(redact_keys(to_value(&env))),
-                    current_version: None,
-                },
+                audit: AuditDraft { previous_version: Some(redact_keys(to_value(&env))), ..AuditDraft::single("environment", env.name.clone(), "deleteEnvironment", &resource, "deleted the environment", format!("Deleted the environment *{}* with its segments and flag targeting", env.name), format!("/settings/projects/{project}")) },
                 outbox: vec![environment_outbox(project, env_key, "delete")],
             };
             self.commit(Some(caller), now, change).await.map(|_| ())

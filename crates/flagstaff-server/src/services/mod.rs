@@ -98,6 +98,35 @@ pub fn audit_resource(resource: &Resource) -> String {
     spec.to_string()
 }
 
+impl AuditDraft {
+    /// The common case: one action on one resource, recorded with one description line and
+    /// nothing else. Callers add `comment`, `delta` or versions with struct update syntax.
+    pub fn single(
+        kind: &'static str,
+        name: impl Into<String>,
+        action: &str,
+        resource: &Resource,
+        title_verb: impl Into<String>,
+        description: impl Into<String>,
+        site_path: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            name: name.into(),
+            accesses: vec![access(action, resource)],
+            target_resources: vec![audit_resource(resource)],
+            parent: None,
+            title_verb: title_verb.into(),
+            description: vec![description.into()],
+            comment: None,
+            site_path: site_path.into(),
+            delta: None,
+            previous_version: None,
+            current_version: None,
+        }
+    }
+}
+
 pub fn access(action: &str, resource: &Resource) -> Access {
     Access {
         action: action.to_string(),

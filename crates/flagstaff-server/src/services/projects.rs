@@ -250,21 +250,19 @@ impl Services {
                     },
                 ],
                 audit: AuditDraft {
-                    kind: "project",
-                    name: project.name.clone(),
-                    accesses: vec![access("deleteProject", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "deleted the project".into(),
-                    description: vec![format!(
-                        "Deleted the project *{}* and everything in it",
-                        project.name
-                    )],
-                    comment: None,
-                    site_path: "/settings/projects".into(),
-                    delta: None,
                     previous_version: Some(to_value(&project)),
-                    current_version: None,
+                    ..AuditDraft::single(
+                        "project",
+                        project.name.clone(),
+                        "deleteProject",
+                        &resource,
+                        "deleted the project",
+                        format!(
+                            "Deleted the project *{}* and everything in it",
+                            project.name
+                        ),
+                        "/settings/projects",
+                    )
                 },
                 outbox: vec![project_outbox(key, "delete")],
             };

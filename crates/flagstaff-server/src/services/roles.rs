@@ -321,23 +321,21 @@ impl Services {
                 aliases: vec![role_id_alias(&role.id)],
             }],
             audit: AuditDraft {
-                kind: "role",
-                name: role.name.clone(),
-                accesses: vec![access("createRole", &resource)],
-                target_resources: vec![audit_resource(&resource)],
-                parent: None,
-                title_verb: "created the custom role".into(),
-                description: vec![format!(
-                    "Created the custom role *{}* with {} policy statement(s) and base permissions `{}`",
-                    role.name,
-                    role.policy.len(),
-                    role.base_permissions
-                )],
-                comment: None,
-                site_path: format!("/settings/roles/{}", role.key),
-                delta: None,
-                previous_version: None,
                 current_version: Some(role_audit_json(&role)),
+                ..AuditDraft::single(
+                    "role",
+                    role.name.clone(),
+                    "createRole",
+                    &resource,
+                    "created the custom role",
+                    format!(
+                        "Created the custom role *{}* with {} policy statement(s) and base permissions `{}`",
+                        role.name,
+                        role.policy.len(),
+                        role.base_permissions
+                    ),
+                    format!("/settings/roles/{}", role.key),
+                )
             },
             outbox: vec![account_outbox("role", "create", &role.key)],
         };
@@ -508,18 +506,16 @@ impl Services {
                     expected_version: version,
                 }],
                 audit: AuditDraft {
-                    kind: "role",
-                    name: role.name.clone(),
-                    accesses: vec![access("deleteRole", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "deleted the custom role".into(),
-                    description: vec![format!("Deleted the custom role *{}*", role.name)],
-                    comment: None,
-                    site_path: "/settings/roles".into(),
-                    delta: None,
                     previous_version: Some(role_audit_json(&role)),
-                    current_version: None,
+                    ..AuditDraft::single(
+                        "role",
+                        role.name.clone(),
+                        "deleteRole",
+                        &resource,
+                        "deleted the custom role",
+                        format!("Deleted the custom role *{}*", role.name),
+                        "/settings/roles",
+                    )
                 },
                 outbox: vec![account_outbox("role", "delete", &role.key)],
             };

@@ -420,27 +420,25 @@ impl Services {
                 aliases: Vec::new(),
             }],
             audit: AuditDraft {
-                kind: "team",
-                name: team.name.clone(),
-                accesses: vec![access("createTeam", &resource)],
-                target_resources: vec![audit_resource(&resource)],
-                parent: None,
-                title_verb: "created the team".into(),
-                description: vec![format!(
-                    "Created the team *{}* with {} member(s) and custom roles {}",
-                    team.name,
-                    team.member_ids.len(),
-                    if team.custom_role_keys.is_empty() {
-                        "none".to_string()
-                    } else {
-                        team.custom_role_keys.join(", ")
-                    }
-                )],
-                comment: None,
-                site_path: format!("/settings/teams/{}", team.key),
-                delta: None,
-                previous_version: None,
                 current_version: Some(team_audit_json(&team)),
+                ..AuditDraft::single(
+                    "team",
+                    team.name.clone(),
+                    "createTeam",
+                    &resource,
+                    "created the team",
+                    format!(
+                        "Created the team *{}* with {} member(s) and custom roles {}",
+                        team.name,
+                        team.member_ids.len(),
+                        if team.custom_role_keys.is_empty() {
+                            "none".to_string()
+                        } else {
+                            team.custom_role_keys.join(", ")
+                        }
+                    ),
+                    format!("/settings/teams/{}", team.key),
+                )
             },
             outbox: vec![account_outbox("team", "create", &team.key)],
         };
@@ -560,18 +558,16 @@ impl Services {
                     expected_version: version,
                 }],
                 audit: AuditDraft {
-                    kind: "team",
-                    name: team.name.clone(),
-                    accesses: vec![access("deleteTeam", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "deleted the team".into(),
-                    description: vec![format!("Deleted the team *{}*", team.name)],
-                    comment: None,
-                    site_path: "/settings/teams".into(),
-                    delta: None,
                     previous_version: Some(team_audit_json(&team)),
-                    current_version: None,
+                    ..AuditDraft::single(
+                        "team",
+                        team.name.clone(),
+                        "deleteTeam",
+                        &resource,
+                        "deleted the team",
+                        format!("Deleted the team *{}*", team.name),
+                        "/settings/teams",
+                    )
                 },
                 outbox: vec![account_outbox("team", "delete", key)],
             };

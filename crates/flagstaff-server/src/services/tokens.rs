@@ -356,28 +356,26 @@ impl Services {
                 aliases: vec![token_alias(&token.secret_hash)],
             }],
             audit: AuditDraft {
-                kind: "token",
-                name: token.name.clone(),
-                accesses: vec![access("createAccessToken", &resource)],
-                target_resources: vec![audit_resource(&resource)],
-                parent: None,
-                title_verb: "created the access token".into(),
-                description: vec![format!(
-                    "Created the {} *{}* ending in {}{}",
-                    kind_name(&token),
-                    token.name,
-                    token.ending,
-                    if member.id != caller.member.id {
-                        format!(" for {}", member.email)
-                    } else {
-                        String::new()
-                    }
-                )],
-                comment: None,
-                site_path: "/settings/authorization".into(),
-                delta: None,
-                previous_version: None,
                 current_version: Some(token_audit_json(&token)),
+                ..AuditDraft::single(
+                    "token",
+                    token.name.clone(),
+                    "createAccessToken",
+                    &resource,
+                    "created the access token",
+                    format!(
+                        "Created the {} *{}* ending in {}{}",
+                        kind_name(&token),
+                        token.name,
+                        token.ending,
+                        if member.id != caller.member.id {
+                            format!(" for {}", member.email)
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    "/settings/authorization",
+                )
             },
             outbox: vec![account_outbox("token", "create", &token.id)],
         };
@@ -523,23 +521,21 @@ impl Services {
                     expected_version: version,
                 }],
                 audit: AuditDraft {
-                    kind: "token",
-                    name: token.name.clone(),
-                    accesses: vec![access("deleteAccessToken", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "deleted the access token".into(),
-                    description: vec![format!(
-                        "Deleted the {} *{}* ending in {}",
-                        kind_name(&token),
-                        token.name,
-                        token.ending
-                    )],
-                    comment: None,
-                    site_path: "/settings/authorization".into(),
-                    delta: None,
                     previous_version: Some(token_audit_json(&token)),
-                    current_version: None,
+                    ..AuditDraft::single(
+                        "token",
+                        token.name.clone(),
+                        "deleteAccessToken",
+                        &resource,
+                        "deleted the access token",
+                        format!(
+                            "Deleted the {} *{}* ending in {}",
+                            kind_name(&token),
+                            token.name,
+                            token.ending
+                        ),
+                        "/settings/authorization",
+                    )
                 },
                 outbox: vec![account_outbox("token", "delete", id)],
             };
@@ -586,14 +582,7 @@ impl Services {
                     doc: encode(&after)?,
                     aliases: Some(aliases),
                 }],
-                audit: AuditDraft {
-                    kind: "token",
-                    name: after.name.clone(),
-                    accesses: vec![access("resetAccessToken", &resource)],
-                    target_resources: vec![audit_resource(&resource)],
-                    parent: None,
-                    title_verb: "reset the access token".into(),
-                    description: vec![match &after.previous_secret {
+                audit: AuditDraft { previous_version: Some(token_audit_json(&before)), current_version: Some(token_audit_json(&after)), ..AuditDraft::single("token", after.name.clone(), "resetAccessToken", &resource, "reset the access token", match &after.previous_secret {
                         Some(old) => format!(
                             "Reset the {} *{}*: the secret ending in {} now ends in {}; the old one works until {}",
                             kind_name(&after), after.name, before.ending, after.ending, old.expiry
@@ -602,13 +591,7 @@ impl Services {
                             "Reset the {} *{}*: the secret ending in {} now ends in {}; the old one stopped working",
                             kind_name(&after), after.name, before.ending, after.ending
                         ),
-                    }],
-                    comment: None,
-                    site_path: "/settings/authorization".into(),
-                    delta: None,
-                    previous_version: Some(token_audit_json(&before)),
-                    current_version: Some(token_audit_json(&after)),
-                },
+                    }, "/settings/authorization") },
                 outbox: vec![account_outbox("token", "reset", id)],
             };
             self.commit(Some(caller), now, change).await?;
