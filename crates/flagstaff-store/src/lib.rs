@@ -9,8 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+mod deliveries;
 mod postgres;
 mod sqlite;
+
+pub use deliveries::{
+    AttemptRecord, ClaimedDelivery, DeliveryNext, DeliveryOutcome, DeliveryRecord, NewDelivery,
+};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
@@ -36,6 +41,11 @@ pub enum EntityKind {
     Flag,
     /// scope: "projectKey/environmentKey", key: segment key
     Segment,
+    /// scope: "", key: webhook id
+    Webhook,
+    /// An integration configuration (audit-log subscription). scope: integration key,
+    /// key: configuration id
+    IntegrationConfig,
 }
 
 impl EntityKind {
@@ -50,6 +60,8 @@ impl EntityKind {
             EntityKind::Environment => "environment",
             EntityKind::Flag => "flag",
             EntityKind::Segment => "segment",
+            EntityKind::Webhook => "webhook",
+            EntityKind::IntegrationConfig => "integration-config",
         }
     }
 
@@ -64,6 +76,8 @@ impl EntityKind {
             "environment" => EntityKind::Environment,
             "flag" => EntityKind::Flag,
             "segment" => EntityKind::Segment,
+            "webhook" => EntityKind::Webhook,
+            "integration-config" => EntityKind::IntegrationConfig,
             _ => return None,
         })
     }
@@ -148,6 +162,8 @@ pub struct ChangeSet {
     pub writes: Vec<EntityWrite>,
     pub audit: Vec<AuditRow>,
     pub outbox: Vec<OutboxRow>,
+    /// Deliveries of this change's audit entry to webhooks and integrations.
+    pub deliveries: Vec<NewDelivery>,
     pub created_at: i64,
 }
 
@@ -206,6 +222,32 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_get(&self, id: &str) -> StoreResult<Option<String>>;
     /// Outbox events with `seq > after_seq`, oldest first.
     async fn outbox_after(&self, after_seq: i64, limit: i64) -> StoreResult<Vec<OutboxEvent>>;
+
+    /// Leases up to `limit` due pending deliveries (oldest first) until `lease_until`,
+    /// skipping the `excluded` destinations (those already at their concurrency limit).
+    async fn deliveries_claim(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        excluded: &[String],
+    ) -> StoreResult<Vec<ClaimedDelivery>>;
+    /// Records attempts and each delivery's next state, in one transaction.
+    async fn deliveries_record(&self, outcomes: &[DeliveryOutcome]) -> StoreResult<()>;
+    /// A destination's deliveries, newest first, with `seq < before_seq`.
+    async fn deliveries_list(
+        &self,
+        destination: &str,
+        before_seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<DeliveryRecord>>;
+    async fn delivery_get(&self, id: &str) -> StoreResult<Option<DeliveryRecord>>;
+    async fn delivery_attempts(&self, id: &str) -> StoreResult<Vec<AttemptRecord>>;
+    /// Makes a delivery pending again, due at `now`; false if there is no such delivery.
+    async fn delivery_requeue(&self, id: &str, now: i64) -> StoreResult<bool>;
+    async fn deliveries_pending(&self, destination: &str) -> StoreResult<i64>;
+    /// Ends the leases of claimed deliveries that will not be attempted now.
+    async fn deliveries_release(&self, ids: &[String]) -> StoreResult<()>;
 }
 
 /// Opens the store named by a database URL (`sqlite://path` or `postgres://…`) and runs its
@@ -480,8 +522,178 @@ macro_rules! impl_store_for {
                         .await?;
                     seqs.push(seq);
                 }
+                for delivery in &change.deliveries {
+                    sqlx::query(self.sql($crate::deliveries::sql::INSERT))
+                        .bind(&delivery.id)
+                        .bind(&delivery.destination)
+                        .bind(&delivery.audit_id)
+                        .bind(change.created_at)
+                        .bind(change.created_at)
+                        .bind(change.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(seqs)
+            }
+
+            async fn deliveries_claim(
+                &self,
+                now: i64,
+                lease_until: i64,
+                limit: i64,
+                excluded: &[String],
+            ) -> $crate::StoreResult<Vec<$crate::ClaimedDelivery>> {
+                let mut statement = $crate::deliveries::sql::claim(excluded.len());
+                if $dialect == "postgres" {
+                    statement = $crate::sql::numbered_placeholders(&statement);
+                }
+                let mut query = sqlx::query_as::<_, (i64, String, String, String, i64)>(&statement)
+                    .bind(lease_until)
+                    .bind(now)
+                    .bind(now);
+                for destination in excluded {
+                    query = query.bind(destination);
+                }
+                let mut tx = self.begin_write().await?;
+                let mut rows = query.bind(limit).bind(now).fetch_all(&mut *tx).await?;
+                tx.commit().await?;
+                rows.sort_by_key(|row| row.0);
+                Ok(rows
+                    .into_iter()
+                    .map(
+                        |(seq, id, destination, audit_id, attempts)| $crate::ClaimedDelivery {
+                            seq,
+                            id,
+                            destination,
+                            audit_id,
+                            attempts,
+                        },
+                    )
+                    .collect())
+            }
+
+            async fn deliveries_record(
+                &self,
+                outcomes: &[$crate::DeliveryOutcome],
+            ) -> $crate::StoreResult<()> {
+                if outcomes.is_empty() {
+                    return Ok(());
+                }
+                let mut tx = self.begin_write().await?;
+                for outcome in outcomes {
+                    let next_attempt_at = match outcome.next {
+                        $crate::DeliveryNext::RetryAt(at) => at,
+                        _ => outcome.at,
+                    };
+                    sqlx::query(self.sql($crate::deliveries::sql::RECORD))
+                        .bind(outcome.next.state())
+                        .bind(outcome.attempt)
+                        .bind(next_attempt_at)
+                        .bind(outcome.at)
+                        .bind(outcome.status)
+                        .bind(outcome.error.as_deref())
+                        .bind(&outcome.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(self.sql($crate::deliveries::sql::INSERT_ATTEMPT))
+                        .bind(&outcome.id)
+                        .bind(outcome.attempt)
+                        .bind(outcome.at)
+                        .bind(outcome.status)
+                        .bind(outcome.latency_ms)
+                        .bind(outcome.error.as_deref())
+                        .bind(outcome.response_body.as_deref())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deliveries_list(
+                &self,
+                destination: &str,
+                before_seq: i64,
+                limit: i64,
+            ) -> $crate::StoreResult<Vec<$crate::DeliveryRecord>> {
+                let rows: Vec<$crate::deliveries::RecordRow> =
+                    sqlx::query_as(self.sql($crate::deliveries::sql::LIST))
+                        .bind(destination)
+                        .bind(before_seq)
+                        .bind(limit)
+                        .fetch_all(self.reader())
+                        .await?;
+                Ok(rows.into_iter().map($crate::deliveries::record).collect())
+            }
+
+            async fn delivery_get(
+                &self,
+                id: &str,
+            ) -> $crate::StoreResult<Option<$crate::DeliveryRecord>> {
+                let row: Option<$crate::deliveries::RecordRow> =
+                    sqlx::query_as(self.sql($crate::deliveries::sql::GET))
+                        .bind(id)
+                        .fetch_optional(self.reader())
+                        .await?;
+                Ok(row.map($crate::deliveries::record))
+            }
+
+            async fn delivery_attempts(
+                &self,
+                id: &str,
+            ) -> $crate::StoreResult<Vec<$crate::AttemptRecord>> {
+                let rows: Vec<(i64, i64, Option<i64>, i64, Option<String>, Option<String>)> =
+                    sqlx::query_as(self.sql($crate::deliveries::sql::ATTEMPTS))
+                        .bind(id)
+                        .fetch_all(self.reader())
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(attempt, at, status, latency_ms, error, response_body)| {
+                        $crate::AttemptRecord {
+                            attempt,
+                            at,
+                            status,
+                            latency_ms,
+                            error,
+                            response_body,
+                        }
+                    })
+                    .collect())
+            }
+
+            async fn delivery_requeue(&self, id: &str, now: i64) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let done = sqlx::query(self.sql($crate::deliveries::sql::REQUEUE))
+                    .bind(now)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn deliveries_release(&self, ids: &[String]) -> $crate::StoreResult<()> {
+                let mut tx = self.begin_write().await?;
+                for id in ids {
+                    sqlx::query(self.sql($crate::deliveries::sql::RELEASE))
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn deliveries_pending(&self, destination: &str) -> $crate::StoreResult<i64> {
+                let (count,): (i64,) =
+                    sqlx::query_as(self.sql($crate::deliveries::sql::COUNT_PENDING))
+                        .bind(destination)
+                        .fetch_one(self.reader())
+                        .await?;
+                Ok(count)
             }
 
             async fn audit_list(

@@ -38,6 +38,7 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let statements = sql::ALL
             .iter()
+            .chain(crate::deliveries::sql::ALL)
             .map(|s| (*s, sql::numbered_placeholders(s)))
             .collect();
         Ok(Self {

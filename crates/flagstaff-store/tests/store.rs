@@ -52,6 +52,7 @@ fn change(writes: Vec<EntityWrite>, audit_row: AuditRow) -> ChangeSet {
             topic: "flag".into(),
             payload: "{}".into(),
         }],
+        deliveries: Vec::new(),
         created_at: 1,
     }
 }
@@ -184,6 +185,155 @@ async fn change_sets_are_atomic_and_version_guarded() {
             store.outbox_after(outbox[1].seq, 100).await.unwrap().len(),
             2
         );
+        cleanup(pg).await;
+    }
+}
+
+fn delivery(id: &str, destination: &str, audit_id: &str) -> flagstaff_store::NewDelivery {
+    flagstaff_store::NewDelivery {
+        id: id.into(),
+        destination: destination.into(),
+        audit_id: audit_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn deliveries_commit_with_the_change_and_are_leased_once() {
+    use flagstaff_store::{DeliveryNext, DeliveryOutcome};
+    for (store, pg, _dir) in stores().await {
+        // A change whose entity write fails writes no deliveries either.
+        store
+            .commit(ChangeSet {
+                writes: vec![EntityWrite::Insert {
+                    target: flag("f"),
+                    version: 1,
+                    doc: "{}".into(),
+                    aliases: vec![],
+                }],
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let failed = store
+            .commit(ChangeSet {
+                writes: vec![EntityWrite::Insert {
+                    target: flag("f"),
+                    version: 1,
+                    doc: "{}".into(),
+                    aliases: vec![],
+                }],
+                audit: vec![audit("a0", 5, "x")],
+                deliveries: vec![delivery("d0", "webhook/w1", "a0")],
+                created_at: 5,
+                ..Default::default()
+            })
+            .await;
+        assert!(failed.is_err());
+        assert!(store.delivery_get("d0").await.unwrap().is_none());
+
+        store
+            .commit(ChangeSet {
+                audit: vec![audit("a1", 10, "x")],
+                deliveries: vec![
+                    delivery("d1", "webhook/w1", "a1"),
+                    delivery("d2", "webhook/w2", "a1"),
+                ],
+                created_at: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // Not due before its creation time; due at it.
+        assert!(
+            store
+                .deliveries_claim(9, 100, 10, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let claimed = store.deliveries_claim(10, 100, 10, &[]).await.unwrap();
+        assert_eq!(
+            claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            vec!["d1", "d2"]
+        );
+        // Leased: nobody else gets them until the lease ends.
+        assert!(
+            store
+                .deliveries_claim(50, 150, 10, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        // An expired lease makes them claimable again (a worker died), but excluded
+        // destinations are skipped.
+        let again = store
+            .deliveries_claim(101, 200, 10, &["webhook/w2".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].id, "d1");
+
+        store
+            .deliveries_record(&[
+                DeliveryOutcome {
+                    id: "d1".into(),
+                    attempt: 1,
+                    at: 120,
+                    status: Some(500),
+                    latency_ms: 3,
+                    error: Some("HTTP 500".into()),
+                    response_body: None,
+                    next: DeliveryNext::RetryAt(1000),
+                },
+                DeliveryOutcome {
+                    id: "d2".into(),
+                    attempt: 1,
+                    at: 121,
+                    status: Some(200),
+                    latency_ms: 2,
+                    error: None,
+                    response_body: None,
+                    next: DeliveryNext::Delivered,
+                },
+            ])
+            .await
+            .unwrap();
+        let d1 = store.delivery_get("d1").await.unwrap().unwrap();
+        assert_eq!(
+            (d1.state.as_str(), d1.attempts, d1.next_attempt_at),
+            ("pending", 1, 1000)
+        );
+        assert_eq!(d1.last_status, Some(500));
+        let d2 = store.delivery_get("d2").await.unwrap().unwrap();
+        assert_eq!(d2.state, "delivered");
+        assert!(
+            store
+                .deliveries_claim(999, 2000, 10, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .deliveries_claim(1000, 2000, 10, &[])
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(store.deliveries_pending("webhook/w1").await.unwrap(), 1);
+
+        assert!(store.delivery_requeue("d2", 3000).await.unwrap());
+        assert!(!store.delivery_requeue("nope", 3000).await.unwrap());
+        let listed = store
+            .deliveries_list("webhook/w2", i64::MAX, 10)
+            .await
+            .unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].state, "pending");
+        let attempts = store.delivery_attempts("d1").await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
         cleanup(pg).await;
     }
 }
