@@ -24,6 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod integrations;
 pub mod ratelimit;
 pub mod render;
 pub mod routes;
@@ -67,6 +68,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::members::router())
         .merge(routes::teams::router())
         .merge(routes::tokens::router())
+        .merge(routes::integrations::router())
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -74,8 +76,10 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     api_router().split_for_parts().1
 }
 
-/// The whole HTTP application over `state`.
+/// The whole HTTP application over `state`. Starts the delivery workers (once per
+/// integrations runtime) on the current tokio runtime.
 pub fn app(state: AppState) -> Router {
+    state.start_delivery();
     let (router, openapi) = api_router().split_for_parts();
     let openapi = Arc::new(serde_json::to_value(&openapi).unwrap_or_default());
     router

@@ -26,12 +26,19 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     /// SDK data per environment, kept current from the outbox (`sdk/feed.rs`).
     pub sdk: Arc<crate::sdk::SdkHub>,
+    /// The integration catalogue, secrets, outbound client and delivery routing.
+    pub integrations: Arc<crate::integrations::Integrations>,
+    account_id: String,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, account_id: String) -> Self {
         let (changes, _) = broadcast::channel(1024);
-        let services = Arc::new(Services::new(store.clone(), account_id, changes.clone()));
+        let integrations = Arc::new(crate::integrations::Integrations::ephemeral());
+        let services = Arc::new(
+            Services::new(store.clone(), account_id.clone(), changes.clone())
+                .with_delivery(integrations.clone()),
+        );
         let sdk = Arc::new(crate::sdk::SdkHub::new(store.clone(), changes.clone()));
         Self {
             store,
@@ -40,7 +47,37 @@ impl AppState {
             tokens: Arc::new(TokenCache::default()),
             changes,
             rate_limiter: Arc::new(RateLimiter::new(DEFAULT_LIMIT_PER_WINDOW)),
+            integrations,
+            account_id,
         }
+    }
+
+    /// Spawns the delivery workers for this state's integrations runtime, once.
+    pub fn start_delivery(&self) {
+        if self.integrations.mark_started() {
+            crate::integrations::delivery::Worker::new(
+                self.store.clone(),
+                self.services.clone(),
+                self.integrations.clone(),
+            )
+            .spawn();
+        }
+    }
+
+    /// Replaces the integrations runtime (catalogue directories, secret key, outbound policy,
+    /// delivery settings); the domain services route deliveries through the new one.
+    pub fn with_integrations(mut self, integrations: crate::integrations::Integrations) -> Self {
+        let integrations = Arc::new(integrations);
+        self.services = Arc::new(
+            Services::new(
+                self.store.clone(),
+                self.account_id.clone(),
+                self.changes.clone(),
+            )
+            .with_delivery(integrations.clone()),
+        );
+        self.integrations = integrations;
+        self
     }
 
     /// The SSE heartbeat interval of SDK streams (default 3 minutes, as LaunchDarkly).

@@ -25,7 +25,15 @@ struct Fixture {
     member_id: String,
     token_id: String,
     audit_id: String,
+    webhook_id: String,
+    subscription_id: String,
+    delivery_id: String,
 }
+
+/// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
+/// "validate connection" fail quickly without affecting the matrix.
+const PUBLIC_URL: &str = "http://93.184.216.34:0/hook";
+const SUBSCRIPTIONS: &str = "/api/v2/integrations/flagstaff-webhook";
 
 /// What one operation sends: method, path and body, given the fixture.
 fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)> {
@@ -170,6 +178,109 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("/api/v2/tokens/{}/reset", f.token_id),
             None,
         ),
+        "getIntegrationManifests" => (Method::GET, "/api/v2/integration-manifests".into(), None),
+        "getIntegrationManifest" => (
+            Method::GET,
+            "/api/v2/integration-manifests/flagstaff-webhook".into(),
+            None,
+        ),
+        "getAllWebhooks" => (Method::GET, "/api/v2/webhooks".into(), None),
+        "postWebhook" => (
+            Method::POST,
+            "/api/v2/webhooks".into(),
+            Some(json!({"url": PUBLIC_URL, "sign": false, "on": true})),
+        ),
+        "getWebhook" => (
+            Method::GET,
+            format!("/api/v2/webhooks/{}", f.webhook_id),
+            None,
+        ),
+        "patchWebhook" => (
+            Method::PATCH,
+            format!("/api/v2/webhooks/{}", f.webhook_id),
+            patch_name("Renamed"),
+        ),
+        "deleteWebhook" => (
+            Method::DELETE,
+            format!("/api/v2/webhooks/{}", f.webhook_id),
+            None,
+        ),
+        "getWebhookDeliveries" => (
+            Method::GET,
+            format!("/api/v2/webhooks/{}/deliveries", f.webhook_id),
+            None,
+        ),
+        "getSubscriptions" => (Method::GET, SUBSCRIPTIONS.into(), None),
+        "createSubscription" => (
+            Method::POST,
+            SUBSCRIPTIONS.into(),
+            Some(json!({"name": "new", "config": {"url": PUBLIC_URL, "secret": "s"}})),
+        ),
+        "getSubscriptionByID" => (
+            Method::GET,
+            format!("{SUBSCRIPTIONS}/{}", f.subscription_id),
+            None,
+        ),
+        "updateSubscription" => (
+            Method::PATCH,
+            format!("{SUBSCRIPTIONS}/{}", f.subscription_id),
+            patch_name("Renamed"),
+        ),
+        "deleteSubscription" => (
+            Method::DELETE,
+            format!("{SUBSCRIPTIONS}/{}", f.subscription_id),
+            None,
+        ),
+        "getSubscriptionDeliveries" => (
+            Method::GET,
+            format!("{SUBSCRIPTIONS}/{}/deliveries", f.subscription_id),
+            None,
+        ),
+        "validateSubscription" => (
+            Method::POST,
+            format!("{SUBSCRIPTIONS}/{}/validate", f.subscription_id),
+            None,
+        ),
+        "getAllIntegrationConfigurations" => (
+            Method::GET,
+            "/api/v2/integration-configurations/keys/flagstaff-webhook".into(),
+            None,
+        ),
+        "createIntegrationConfiguration" => (
+            Method::POST,
+            "/api/v2/integration-configurations/keys/flagstaff-webhook".into(),
+            Some(json!({"name": "new", "configValues": {"url": PUBLIC_URL, "secret": "s"}})),
+        ),
+        "getIntegrationConfiguration" => (
+            Method::GET,
+            format!("/api/v2/integration-configurations/{}", f.subscription_id),
+            None,
+        ),
+        "updateIntegrationConfiguration" => (
+            Method::PATCH,
+            format!("/api/v2/integration-configurations/{}", f.subscription_id),
+            patch_name("Renamed"),
+        ),
+        "deleteIntegrationConfiguration" => (
+            Method::DELETE,
+            format!("/api/v2/integration-configurations/{}", f.subscription_id),
+            None,
+        ),
+        "getDelivery" => (
+            Method::GET,
+            format!("/api/v2/deliveries/{}", f.delivery_id),
+            None,
+        ),
+        "redeliver" => (
+            Method::POST,
+            format!("/api/v2/deliveries/{}/redeliver", f.delivery_id),
+            None,
+        ),
+        "getAuditLogEntryIntegrationContext" => (
+            Method::GET,
+            format!("/api/v2/auditlog/{}/integration-context", f.audit_id),
+            None,
+        ),
         _ => return None,
     })
 }
@@ -177,6 +288,24 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
 /// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role
 /// `r{n}`, a team `t{n}`, a reader member and a service token, all made by the owner.
 async fn fixture(app: &TestApp, n: usize) -> Fixture {
+    let webhook = app
+        .post(
+            "/api/v2/webhooks",
+            // Only the fixture's project creation is delivered: one delivery to look at,
+            // without a background delivery for every change of the matrix.
+            json!({"url": PUBLIC_URL, "sign": true, "on": true, "name": format!("w{n}"),
+                "statements": [{"effect": "allow", "actions": ["createProject"], "resources": ["proj/*"]}]}),
+        )
+        .await
+        .expect(200);
+    let subscription = app
+        .post(
+            SUBSCRIPTIONS,
+            json!({"name": format!("s{n}"), "config": {"url": PUBLIC_URL, "secret": "s"},
+                "statements": [{"effect": "deny", "actions": ["*"], "resources": ["proj/*"]}]}),
+        )
+        .await
+        .expect(201);
     app.post(
         "/api/v2/projects",
         json!({"key": format!("m{n}"), "name": "M"}),
@@ -223,11 +352,19 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         .await
         .expect(201);
     let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
+    let webhook_id = webhook["_id"].as_str().unwrap().to_string();
+    let deliveries = app
+        .get(&format!("/api/v2/webhooks/{webhook_id}/deliveries"))
+        .await
+        .expect(200);
     Fixture {
         n,
         member_id: member["items"][0]["_id"].as_str().unwrap().to_string(),
         token_id: token["_id"].as_str().unwrap().to_string(),
         audit_id: audit["items"][0]["_id"].as_str().unwrap().to_string(),
+        webhook_id,
+        subscription_id: subscription["_id"].as_str().unwrap().to_string(),
+        delivery_id: deliveries["items"][0]["_id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -255,6 +392,9 @@ async fn every_route_times_every_built_in_role() {
         member_id: String::new(),
         token_id: String::new(),
         audit_id: String::new(),
+        webhook_id: String::new(),
+        subscription_id: String::new(),
+        delivery_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()

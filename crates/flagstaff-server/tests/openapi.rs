@@ -5,6 +5,20 @@ use flagstaff_testkit::app::TestApp;
 use flagstaff_testkit::contract::OpenApiContract;
 use serde_json::Value;
 
+/// Operations Flagstaff adds (delivery log, redelivery, validate connection, the integration
+/// event context). Every other operation must be LaunchDarkly's.
+const FLAGSTAFF_EXTENSIONS: &[&str] = &[
+    "getWebhookDeliveries",
+    "getSubscriptionDeliveries",
+    "getDelivery",
+    "redeliver",
+    "validateSubscription",
+    "getAuditLogEntryIntegrationContext",
+    // LaunchDarkly serves these (beta) but its published description omits them.
+    "getIntegrationManifests",
+    "getIntegrationManifest",
+];
+
 #[tokio::test]
 async fn generated_operations_match_launchdarkly() {
     let app = TestApp::sqlite().await;
@@ -16,6 +30,11 @@ async fn generated_operations_match_launchdarkly() {
             let id = op["operationId"]
                 .as_str()
                 .unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            if FLAGSTAFF_EXTENSIONS.contains(&id) {
+                // Documented in the README; LaunchDarkly has no counterpart.
+                count += 1;
+                continue;
+            }
             let concrete = path.replace('{', "x").replace('}', "");
             assert_eq!(
                 ld.operation_id(method, &concrete),

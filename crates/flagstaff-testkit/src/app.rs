@@ -109,6 +109,38 @@ impl TestApp {
         }
     }
 
+    /// A TestApp on `backend` whose state is adjusted by `configure`; `None` for Postgres when
+    /// no test database is configured.
+    pub async fn on_with(
+        backend: Backend,
+        configure: impl FnOnce(flagstaff_server::AppState) -> flagstaff_server::AppState,
+    ) -> Option<TestApp> {
+        match backend {
+            Backend::Sqlite => Some(Self::sqlite_with(configure).await),
+            Backend::Postgres => {
+                let url = std::env::var(TEST_DATABASE_URL_ENV)
+                    .ok()
+                    .filter(|u| !u.is_empty())?;
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let store = PgStore::connect(&url, Some(&schema))
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("{TEST_DATABASE_URL_ENV}={url} is set but unusable: {e}")
+                    });
+                Some(
+                    Self::start_configured(
+                        Backend::Postgres,
+                        Arc::new(store),
+                        None,
+                        Some((url, schema)),
+                        configure,
+                    )
+                    .await,
+                )
+            }
+        }
+    }
+
     /// A SQLite TestApp whose state is adjusted by `configure` (e.g. a low rate limit).
     pub async fn sqlite_with(
         configure: impl FnOnce(flagstaff_server::AppState) -> flagstaff_server::AppState,

@@ -6,3 +6,4 @@ pub mod app;
 pub mod conformance;
 pub mod contract;
 pub mod python;
+pub mod receiver;

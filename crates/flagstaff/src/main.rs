@@ -1,5 +1,7 @@
 //! The `flagstaff` command.
 
+mod integrations;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -26,6 +28,9 @@ enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI document generated from the server's handlers.
     Openapi,
+    /// Tools for integration manifests: schema, lint, preview.
+    #[command(subcommand)]
+    Integrations(integrations::IntegrationsCommand),
 }
 
 #[derive(clap::Args)]
@@ -45,6 +50,31 @@ struct ServeArgs {
     /// it, 429 with Retry-After. 0 turns rate limiting off.
     #[arg(long, env = "FLAGSTAFF_RATE_LIMIT", default_value_t = flagstaff_server::ratelimit::DEFAULT_LIMIT_PER_WINDOW)]
     rate_limit: u32,
+    /// Integration catalogue directory to load (repeatable): a directory of integrations, an
+    /// integration-framework checkout, or one integration. Reloaded when files change.
+    #[arg(
+        long = "integrations-dir",
+        env = "FLAGSTAFF_INTEGRATIONS_DIR",
+        value_delimiter = ','
+    )]
+    integrations_dirs: Vec<PathBuf>,
+    /// Let webhooks and integrations reach this CIDR although it is private, loopback or
+    /// link-local (repeatable; FLAGSTAFF_ALLOW_OUTBOUND takes a comma-separated list).
+    #[arg(long = "allow-outbound")]
+    allow_outbound: Vec<String>,
+    /// The public URL of this server, used in links inside delivered payloads.
+    #[arg(long, env = "FLAGSTAFF_BASE_URL")]
+    base_url: Option<String>,
+    /// Attempts per delivery before it is marked failed.
+    #[arg(long, env = "FLAGSTAFF_DELIVERY_MAX_ATTEMPTS", default_value_t = 8)]
+    delivery_max_attempts: i64,
+    /// First delivery retry delay in milliseconds (doubles per attempt, with jitter).
+    #[arg(long, env = "FLAGSTAFF_DELIVERY_RETRY_MS", default_value_t = 5000)]
+    delivery_retry_ms: u64,
+    /// Consecutive failed deliveries after which a webhook or integration is turned off
+    /// (0: never).
+    #[arg(long, env = "FLAGSTAFF_DELIVERY_DISABLE_AFTER", default_value_t = 25)]
+    delivery_disable_after: u32,
     /// Owner API token to create on first start (api-<uuid>). Read from the environment only,
     /// so it does not show in process listings.
     #[arg(skip)]
@@ -52,7 +82,7 @@ struct ServeArgs {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> Result<std::process::ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("FLAGSTAFF_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
@@ -64,19 +94,22 @@ async fn main() -> Result<()> {
             args.bootstrap_token = std::env::var("FLAGSTAFF_BOOTSTRAP_TOKEN")
                 .ok()
                 .filter(|t| !t.is_empty());
-            serve(args).await
+            serve(args).await?;
+            Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Openapi => {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&flagstaff_server::openapi())?
             );
-            Ok(())
+            Ok(std::process::ExitCode::SUCCESS)
         }
+        Command::Integrations(command) => integrations::run(command),
     }
 }
 
 async fn serve(args: ServeArgs) -> Result<()> {
+    let data_dir = args.database_url.is_none().then(|| args.data_dir.clone());
     let url = match args.database_url {
         Some(url) => url,
         None => {
@@ -99,6 +132,74 @@ async fn serve(args: ServeArgs) -> Result<()> {
             "\nCreated the owner API access token (shown only this once; store it safely):\n\n    {token}\n"
         );
     }
+    let policy = flagstaff_outbound::OutboundPolicy::from_env_and_args(
+        &args.allow_outbound,
+        std::env::var(flagstaff_outbound::ALLOW_OUTBOUND_ENV)
+            .ok()
+            .as_deref(),
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let secrets = flagstaff_outbound::SecretBox::from_env_or_data_dir(
+        std::env::var("FLAGSTAFF_SECRET_KEY").ok().as_deref(),
+        data_dir.as_deref().or(Some(args.data_dir.as_path())),
+    )
+    .map_err(|e| anyhow::anyhow!("integration secrets: {e}"))?;
+    if data_dir.is_none() && std::env::var_os("FLAGSTAFF_SECRET_KEY").is_none() {
+        tracing::warn!(
+            "integration secrets are encrypted with the key in {}; with several nodes on one \
+             database, set the same FLAGSTAFF_SECRET_KEY on each",
+            args.data_dir.display()
+        );
+    }
+    let settings = flagstaff_server::integrations::DeliverySettings {
+        max_attempts: args.delivery_max_attempts.max(1),
+        base_backoff: std::time::Duration::from_millis(args.delivery_retry_ms),
+        disable_after_failures: args.delivery_disable_after,
+        base_url: args
+            .base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", args.listen)),
+        ..Default::default()
+    };
+    let integrations = flagstaff_server::integrations::Integrations::new(
+        args.integrations_dirs.clone(),
+        secrets,
+        policy,
+        settings,
+    )
+    .context("cannot prepare the integration catalogue")?;
+    let catalogue = integrations.catalogue.current();
+    for rejected in &catalogue.rejected {
+        for diagnostic in rejected.diagnostics.iter().filter(|d| d.is_error()) {
+            tracing::warn!(integration = %rejected.key, "integration not loaded: {diagnostic}");
+        }
+    }
+    tracing::info!(
+        integrations = catalogue.len(),
+        rejected = catalogue.rejected.len(),
+        "integration catalogue loaded"
+    );
+    let state = state.with_integrations(integrations);
+    let _watch = if args.integrations_dirs.is_empty() {
+        None
+    } else {
+        match state.integrations.catalogue.watch(
+            std::time::Duration::from_millis(300),
+            |catalogue| {
+                tracing::info!(
+                    integrations = catalogue.len(),
+                    rejected = catalogue.rejected.len(),
+                    "integration catalogue reloaded"
+                );
+            },
+        ) {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!("cannot watch the integration directories for changes: {e}");
+                None
+            }
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

@@ -1,104 +1,13 @@
 //! The `flagstaff` binary as a user runs it: help, first start, restart, graceful shutdown,
 //! Postgres through --database-url, and the README's curl tour run verbatim.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use flagstaff_testkit::conformance::workspace_root;
 
-const BIN: &str = env!("CARGO_BIN_EXE_flagstaff");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running `flagstaff serve` with its stderr collected line by line.
-struct Server {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    lines: Vec<String>,
-}
-
-impl Server {
-    fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN");
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("start flagstaff");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Server {
-            child,
-            stderr: rx,
-            lines: Vec::new(),
-        }
-    }
-
-    /// Waits for the "serving" log line (or the process ending).
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match self.stderr.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) => {
-                    let ready = line.contains("is serving");
-                    self.lines.push(line);
-                    if ready {
-                        return;
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    if let Ok(Some(status)) = self.child.try_wait() {
-                        panic!(
-                            "flagstaff exited with {status} before serving:\n{}",
-                            self.lines.join("\n")
-                        );
-                    }
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            }
-        }
-        panic!(
-            "flagstaff did not report serving:\n{}",
-            self.lines.join("\n")
-        );
-    }
-
-    fn output(&self) -> String {
-        self.lines.join("\n")
-    }
-
-    /// SIGTERM, then the exit status and the rest of stderr.
-    fn terminate(mut self) -> (std::process::ExitStatus, String) {
-        Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("kill");
-        let status = self.child.wait().expect("wait");
-        while let Ok(line) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            self.lines.push(line);
-        }
-        (status, self.output())
-    }
-}
+mod support;
+use support::{BIN, Server, free_port};
 
 fn get_status(url: &str, token: &str) -> u16 {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -250,7 +159,14 @@ fn serves_on_postgres_with_database_url() {
     let listen = format!("127.0.0.1:{}", free_port());
     let mut server = Server::start(
         &["--listen", &listen, "--database-url", &db_url],
-        &[("FLAGSTAFF_BOOTSTRAP_TOKEN", token)],
+        &[
+            ("FLAGSTAFF_BOOTSTRAP_TOKEN", token),
+            // With Postgres every node needs the same key for integration secrets.
+            (
+                "FLAGSTAFF_SECRET_KEY",
+                "6a1f0c3e5b7d9f21436587a9bcdef0123456789abcdef0123456789abcdef012",
+            ),
+        ],
     );
     server.wait_ready();
     assert!(server.output().contains("postgres"), "{}", server.output());

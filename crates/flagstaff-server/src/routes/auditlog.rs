@@ -110,7 +110,7 @@ async fn get_audit_log_entry(
 /// A caller sees an audit entry when it may view something the entry touched: `viewProject`
 /// on the project of project-scoped resources, otherwise a `view` action on the resource
 /// itself (`viewMember`, `viewToken`, …; the built-in reader role allows `view*`).
-fn entry_visible(caller: &Caller, entry: &flagstaff_model::audit::AuditEntry) -> bool {
+pub fn entry_visible(caller: &Caller, entry: &flagstaff_model::audit::AuditEntry) -> bool {
     entry.accesses.iter().any(|a| {
         let Ok(resource) = Resource::parse(&a.resource) else {
             return false;

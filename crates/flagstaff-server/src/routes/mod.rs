@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub mod auditlog;
 pub mod environments;
 pub mod flags;
+pub mod integrations;
 pub mod members;
 pub mod projects;
 pub mod roles;

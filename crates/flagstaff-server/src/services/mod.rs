@@ -36,6 +36,7 @@ pub mod roles;
 pub mod segments;
 pub mod teams;
 pub mod tokens;
+pub mod webhooks;
 
 /// How often a read-modify-write retries when another writer (another node, or a request
 /// that raced past the in-process lock) changed the entity in between.
@@ -46,6 +47,9 @@ pub struct Services {
     pub account_id: String,
     changes: broadcast::Sender<ChangeNotice>,
     locks: Vec<tokio::sync::Mutex<()>>,
+    /// Routes each change's audit entry to webhooks and integrations (deliveries are written
+    /// in the change's transaction). `None` only while bootstrapping.
+    delivery: Option<Arc<crate::integrations::Integrations>>,
 }
 
 /// What one operation writes; turned into a [`ChangeSet`] by [`Services::commit`].
@@ -218,7 +222,14 @@ impl Services {
             account_id,
             changes,
             locks: (0..256).map(|_| tokio::sync::Mutex::new(())).collect(),
+            delivery: None,
         }
+    }
+
+    /// Delivers every change's audit entry to the destinations `integrations` routes it to.
+    pub fn with_delivery(mut self, integrations: Arc<crate::integrations::Integrations>) -> Self {
+        self.delivery = Some(integrations);
+        self
     }
 
     /// Serializes read-modify-write cycles on one entity within this process, so concurrent
@@ -289,7 +300,19 @@ impl Services {
                 caller.require(&a.action, &a.resource)?;
             }
         }
+        let audit_accesses = change.audit.accesses.clone();
         let entry = self.audit_entry(caller, now, change.audit);
+        let deliveries = match &self.delivery {
+            Some(integrations) => {
+                integrations
+                    .destinations
+                    .ensure_loaded(self.store.as_ref(), &integrations.catalogue)
+                    .await;
+                integrations.destinations.route(&entry.id, &audit_accesses)
+            }
+            None => Vec::new(),
+        };
+        let has_deliveries = !deliveries.is_empty();
         let search = audit_search_text(&entry);
         let doc = serde_json::to_string(&entry)
             .map_err(|e| CommitError::Api(ApiError::Internal(e.to_string())))?;
@@ -314,12 +337,16 @@ impl Services {
                 doc,
             }],
             outbox,
+            deliveries,
             created_at: now,
         };
         let seqs = self.store.commit(set).await.map_err(|e| match e {
             StoreError::Conflict(what) => CommitError::Conflict(what),
             other => CommitError::Api(other.into()),
         })?;
+        if has_deliveries && let Some(integrations) = &self.delivery {
+            integrations.wake.notify_one();
+        }
         for (outbox_seq, topic) in seqs.into_iter().zip(topics) {
             // No receivers is fine: nothing is listening yet.
             let _ = self.changes.send(ChangeNotice { outbox_seq, topic });

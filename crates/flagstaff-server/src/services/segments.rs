@@ -188,6 +188,7 @@ impl Services {
         after.version = version + 1;
         after.last_modified_date = now;
         let mut actions: Vec<&str> = fields.iter().map(|f| segment_action(f)).collect();
+        actions.sort();
         actions.dedup();
         let context = self.project_context(project).await?;
         for a in &actions {

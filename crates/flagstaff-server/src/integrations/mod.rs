@@ -1,0 +1,222 @@
+//! Outbound integrations: the catalogue the server runs, webhook and integration
+//! subscriptions as delivery destinations, and the delivery workers.
+//!
+//! ```text
+//! Services::commit ─► Destinations::route (policy filter) ─► deliveries rows, same transaction
+//!                                                                  │
+//!             delivery::Worker ◄─ claim (lease) ◄──────────────────┘
+//!                 └─► render (flagstaff_manifest::preview, the same code as the CLI)
+//!                 └─► SafeClient (no private addresses, no redirects) ─► partner
+//!                 └─► record attempt; retry with backoff; auto-disable after N failures
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagstaff_manifest::{LintOptions, LiveCatalogue};
+use flagstaff_outbound::{OutboundPolicy, SafeClient, SafeClientConfig, SecretBox};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::Notify;
+
+pub mod delivery;
+pub mod destinations;
+pub mod event;
+
+pub use destinations::{Destinations, Route, integration_destination, webhook_destination};
+
+/// First-party integrations, written for Flagstaff and embedded in the binary.
+const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "flagstaff-webhook/manifest.json",
+        include_str!("../../integrations/flagstaff-webhook/manifest.json"),
+    ),
+    (
+        "flagstaff-webhook/assets/images/square.svg",
+        include_str!("../../integrations/flagstaff-webhook/assets/images/square.svg"),
+    ),
+    (
+        "flagstaff-webhook/assets/images/horizontal.svg",
+        include_str!("../../integrations/flagstaff-webhook/assets/images/horizontal.svg"),
+    ),
+    (
+        "slack-incoming-webhook/manifest.json",
+        include_str!("../../integrations/slack-incoming-webhook/manifest.json"),
+    ),
+    (
+        "slack-incoming-webhook/templates/default.json.hbs",
+        include_str!("../../integrations/slack-incoming-webhook/templates/default.json.hbs"),
+    ),
+    (
+        "slack-incoming-webhook/assets/images/square.svg",
+        include_str!("../../integrations/slack-incoming-webhook/assets/images/square.svg"),
+    ),
+    (
+        "slack-incoming-webhook/assets/images/horizontal.svg",
+        include_str!("../../integrations/slack-incoming-webhook/assets/images/horizontal.svg"),
+    ),
+];
+
+/// How deliveries behave; the defaults are for production, tests shorten them.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Attempts per delivery before it is marked failed.
+    pub max_attempts: i64,
+    /// First retry delay; doubles per attempt (with ±50% jitter) up to `max_backoff`.
+    pub base_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Consecutive failed attempts after which a destination is turned off.
+    pub disable_after_failures: u32,
+    /// Deliveries in flight per destination (one slow partner holds only these).
+    pub per_destination_concurrency: usize,
+    /// Deliveries in flight in all.
+    pub total_concurrency: usize,
+    /// Rows claimed per round trip to the database.
+    pub claim_batch: i64,
+    /// How long a claimed delivery stays leased to this worker.
+    pub lease: Duration,
+    /// How often to look for due retries when nothing new was committed.
+    pub poll_interval: Duration,
+    /// The server's public base URL, for links in payloads.
+    pub base_url: String,
+}
+
+impl Default for DeliverySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            base_backoff: Duration::from_secs(5),
+            max_backoff: Duration::from_secs(15 * 60),
+            disable_after_failures: 25,
+            per_destination_concurrency: 8,
+            total_concurrency: 256,
+            claim_batch: 256,
+            lease: Duration::from_secs(20),
+            poll_interval: Duration::from_millis(500),
+            base_url: "http://localhost:8030".into(),
+        }
+    }
+}
+
+/// Everything outbound delivery needs.
+pub struct Integrations {
+    pub catalogue: Arc<LiveCatalogue>,
+    pub secrets: Arc<SecretBox>,
+    pub outbound: Arc<SafeClient>,
+    pub destinations: Arc<Destinations>,
+    pub settings: DeliverySettings,
+    /// Woken after every commit that created deliveries.
+    pub wake: Arc<Notify>,
+    started: std::sync::atomic::AtomicBool,
+    /// Keeps the materialized first-party integrations alive.
+    _builtin_dir: Option<tempfile::TempDir>,
+}
+
+impl Integrations {
+    /// `dirs`: catalogue directories (`--integrations-dir`), loaded after the built-in ones so
+    /// they can override them.
+    pub fn new(
+        dirs: Vec<PathBuf>,
+        secrets: SecretBox,
+        policy: OutboundPolicy,
+        settings: DeliverySettings,
+    ) -> std::io::Result<Self> {
+        let builtin = tempfile::Builder::new()
+            .prefix("flagstaff-integrations-")
+            .tempdir()?;
+        for (path, content) in BUILTIN_FILES {
+            let target = builtin.path().join(path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(target, content)?;
+        }
+        let mut all = vec![builtin.path().to_path_buf()];
+        all.extend(dirs);
+        let catalogue = Arc::new(LiveCatalogue::new(all, LintOptions::default(), Vec::new()));
+        let outbound = SafeClient::new(SafeClientConfig {
+            policy,
+            ..SafeClientConfig::default()
+        })
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(Self {
+            catalogue,
+            secrets: Arc::new(secrets),
+            outbound: Arc::new(outbound),
+            destinations: Arc::new(Destinations::default()),
+            settings,
+            wake: Arc::new(Notify::new()),
+            started: std::sync::atomic::AtomicBool::new(false),
+            _builtin_dir: Some(builtin),
+        })
+    }
+
+    /// True the first time: the caller starts the delivery workers.
+    pub fn mark_started(&self) -> bool {
+        !self.started.swap(true, std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// For tests and tools: built-in integrations only, a random secret key, loopback allowed.
+    pub fn ephemeral() -> Self {
+        let mut key = [0u8; 32];
+        key.iter_mut()
+            .zip(
+                uuid::Uuid::new_v4()
+                    .as_bytes()
+                    .iter()
+                    .chain(uuid::Uuid::new_v4().as_bytes()),
+            )
+            .for_each(|(k, r)| *k = *r);
+        Self::new(
+            Vec::new(),
+            SecretBox::new(key),
+            OutboundPolicy::default(),
+            DeliverySettings::default(),
+        )
+        .expect("a temporary directory for the built-in integrations")
+    }
+}
+
+/// A stored webhook (`/api/v2/webhooks`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebhookDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub url: String,
+    /// Sealed with the secret box; `None` when `sign` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub sign: bool,
+    pub on: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+/// A stored integration configuration: an audit-log subscription of a catalogue integration
+/// (`/api/v2/integrations/{key}` and `/api/v2/integration-configurations`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionDoc {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub integration_key: String,
+    pub name: String,
+    /// Form-variable values; secret ones sealed.
+    pub config: Map<String, Value>,
+    pub on: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<Value>,
+    pub created_at: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}

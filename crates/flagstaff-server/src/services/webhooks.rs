@@ -1,0 +1,827 @@
+//! Webhooks (`/api/v2/webhooks`) and integration configurations (audit-log subscriptions):
+//! the destinations change-history entries are delivered to. Secrets are sealed before they
+//! are stored and never returned.
+
+use flagstaff_manifest::Integration;
+use flagstaff_model::patch::{PatchRequest, apply_document_patch};
+use flagstaff_policy::Resource;
+use flagstaff_store::{EntityKind, EntityRef, EntityWrite};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{AuditDraft, CommitError, PendingChange, Services, access, audit_resource, now_millis};
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::integrations::delivery::{config_secret_aad, webhook_secret_aad};
+use crate::integrations::{
+    Integrations, SubscriptionDoc, WebhookDoc, integration_destination, webhook_destination,
+};
+
+/// What the API shows instead of a secret.
+pub const SECRET_MASK: &str = "**********";
+
+pub fn webhook_ref(id: &str) -> EntityRef {
+    EntityRef::new(EntityKind::Webhook, "", id)
+}
+
+pub fn subscription_ref(integration_key: &str, id: &str) -> EntityRef {
+    EntityRef::new(EntityKind::IntegrationConfig, integration_key, id)
+}
+
+/// Alias resolving a configuration id without its integration key.
+pub fn subscription_alias(id: &str) -> String {
+    format!("intcfg:{id}")
+}
+
+/// The fields of a webhook a client sets (create body, and the document JSON Patch edits).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebhookFields {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub sign: bool,
+    pub on: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<Value>,
+}
+
+/// The fields of an integration configuration a client sets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SubscriptionFields {
+    pub name: String,
+    #[serde(default)]
+    pub config: Map<String, Value>,
+    #[serde(default = "default_on")]
+    pub on: bool,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<Value>,
+}
+
+fn default_on() -> bool {
+    true
+}
+
+fn validate_name(name: &str) -> ApiResult<()> {
+    if name.chars().count() > 256 {
+        return Err(ApiError::invalid("name must be at most 256 characters"));
+    }
+    Ok(())
+}
+
+fn validate_tags(tags: &[String]) -> ApiResult<()> {
+    for tag in tags {
+        if tag.is_empty()
+            || tag.len() > 64
+            || !tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(ApiError::invalid(format!(
+                "tag `{tag}` is invalid: tags are 1-64 letters, digits, '.', '_' or '-'"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn validate_statements(statements: Option<&Value>) -> ApiResult<()> {
+    if let Some(statements) = statements {
+        let mut normalized = statements.clone();
+        if let Value::Array(items) = &mut normalized {
+            for item in items {
+                if let Value::Object(statement) = item {
+                    statement
+                        .entry("effect")
+                        .or_insert_with(|| Value::from("allow"));
+                }
+            }
+        }
+        flagstaff_policy::parse_policy(&normalized)
+            .map_err(|e| ApiError::invalid(format!("statements: {e}")))?;
+    }
+    Ok(())
+}
+
+fn seal(integrations: &Integrations, aad: &str, value: &str) -> ApiResult<String> {
+    integrations
+        .secrets
+        .seal_for(aad.as_bytes(), value)
+        .map_err(|e| ApiError::Internal(format!("cannot encrypt a secret: {e}")))
+}
+
+/// The policy resource of a webhook.
+fn webhook_resource(doc: &WebhookDoc) -> Resource {
+    Resource::webhook(&doc.id, &doc.tags)
+}
+
+/// The policy resource of an integration configuration: `integration/<integrationKey>`.
+fn subscription_resource(integration_key: &str, tags: &[String]) -> Resource {
+    Resource::integration(integration_key, tags)
+}
+
+impl Services {
+    async fn check_outbound_url(&self, integrations: &Integrations, url: &str) -> ApiResult<()> {
+        if !flagstaff_manifest::config::is_absolute_http_url(url) {
+            return Err(ApiError::invalid(format!(
+                "url `{url}` is not an absolute http(s) URL"
+            )));
+        }
+        integrations
+            .outbound
+            .check_url(url)
+            .await
+            .map_err(|e| ApiError::invalid(format!("url: {e}")))
+    }
+
+    pub async fn list_webhooks(&self) -> ApiResult<Vec<WebhookDoc>> {
+        Ok(self
+            .load_all::<WebhookDoc>(EntityKind::Webhook, "")
+            .await?
+            .into_iter()
+            .map(|(doc, _)| doc)
+            .collect())
+    }
+
+    pub async fn get_webhook(&self, id: &str) -> ApiResult<(WebhookDoc, i64)> {
+        self.load(&webhook_ref(id))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("Unknown webhook ID: {id}")))
+    }
+
+    pub async fn create_webhook(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        fields: WebhookFields,
+    ) -> ApiResult<WebhookDoc> {
+        validate_name(fields.name.as_deref().unwrap_or_default())?;
+        validate_tags(&fields.tags)?;
+        validate_statements(fields.statements.as_ref())?;
+        self.check_outbound_url(integrations, &fields.url).await?;
+        let id = flagstaff_model::new_object_id();
+        let secret = match (fields.sign, fields.secret.filter(|s| !s.is_empty())) {
+            (false, _) => None,
+            (true, Some(secret)) => Some(secret),
+            // LaunchDarkly generates a secret when signing is on and none is given.
+            (true, None) => Some(uuid::Uuid::new_v4().simple().to_string()),
+        };
+        let doc = WebhookDoc {
+            id: id.clone(),
+            name: fields.name,
+            url: fields.url,
+            secret: match secret {
+                Some(s) => Some(seal(integrations, &webhook_secret_aad(&id), &s)?),
+                None => None,
+            },
+            sign: fields.sign,
+            on: fields.on,
+            tags: fields.tags,
+            statements: fields.statements,
+            disabled_reason: None,
+        };
+        let resource = webhook_resource(&doc);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Insert {
+                target: webhook_ref(&id),
+                version: 1,
+                doc: super::encode(&doc)?,
+                aliases: vec![],
+            }],
+            audit: AuditDraft::single(
+                "webhook",
+                doc.name.clone().unwrap_or_else(|| id.clone()),
+                "createWebhook",
+                &resource,
+                "created the webhook",
+                "created the webhook",
+                "/settings/integrations/webhooks",
+            ),
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations)
+            .await?;
+        Ok(doc)
+    }
+
+    pub async fn patch_webhook(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        id: &str,
+        request: &PatchRequest,
+    ) -> ApiResult<WebhookDoc> {
+        let target = webhook_ref(id);
+        let _guard = self.lock(&target).await;
+        let (before, version) = self.get_webhook(id).await?;
+        let fields = WebhookFields {
+            name: before.name.clone(),
+            url: before.url.clone(),
+            secret: before.secret.as_ref().map(|_| SECRET_MASK.to_string()),
+            sign: before.sign,
+            on: before.on,
+            tags: before.tags.clone(),
+            statements: before.statements.clone(),
+        };
+        let after = apply_document_patch(&fields, request, version, &[])?;
+        validate_name(after.name.as_deref().unwrap_or_default())?;
+        validate_tags(&after.tags)?;
+        validate_statements(after.statements.as_ref())?;
+        if after.url != before.url {
+            self.check_outbound_url(integrations, &after.url).await?;
+        }
+        let secret = match after.secret.as_deref() {
+            Some(SECRET_MASK) => before.secret.clone(),
+            Some("") | None if after.sign => match before.secret.clone() {
+                Some(existing) => Some(existing),
+                None => Some(seal(
+                    integrations,
+                    &webhook_secret_aad(id),
+                    &uuid::Uuid::new_v4().simple().to_string(),
+                )?),
+            },
+            Some("") | None => None,
+            Some(new) => Some(seal(integrations, &webhook_secret_aad(id), new)?),
+        };
+        let mut actions = Vec::new();
+        if after.name != before.name {
+            actions.push("updateName");
+        }
+        if after.url != before.url {
+            actions.push("updateUrl");
+        }
+        if secret != before.secret || after.sign != before.sign {
+            actions.push("updateSecret");
+        }
+        if after.on != before.on {
+            actions.push("updateOn");
+        }
+        if after.tags != before.tags {
+            actions.push("updateTags");
+        }
+        if after.statements != before.statements {
+            actions.push("updateStatements");
+        }
+        let doc = WebhookDoc {
+            id: before.id.clone(),
+            name: after.name,
+            url: after.url,
+            secret,
+            sign: after.sign,
+            on: after.on,
+            tags: after.tags,
+            statements: after.statements,
+            disabled_reason: if after.on {
+                None
+            } else {
+                before.disabled_reason.clone()
+            },
+        };
+        if actions.is_empty() {
+            return Ok(before);
+        }
+        let resource = webhook_resource(&doc);
+        let mut audit = AuditDraft::single(
+            "webhook",
+            doc.name.clone().unwrap_or_else(|| id.to_string()),
+            actions[0],
+            &resource,
+            "updated the webhook",
+            format!("changed {}", actions.join(", ")),
+            "/settings/integrations/webhooks",
+        );
+        audit.accesses = actions.iter().map(|a| access(a, &resource)).collect();
+        audit.comment = request.comment().map(String::from);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Update {
+                target,
+                expected_version: version,
+                version: version + 1,
+                doc: super::encode(&doc)?,
+                aliases: None,
+            }],
+            audit,
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations)
+            .await?;
+        if doc.on {
+            integrations
+                .destinations
+                .reset_failures(&webhook_destination(id));
+        }
+        Ok(doc)
+    }
+
+    pub async fn delete_webhook(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        id: &str,
+    ) -> ApiResult<()> {
+        let target = webhook_ref(id);
+        let _guard = self.lock(&target).await;
+        let (doc, version) = self.get_webhook(id).await?;
+        let resource = webhook_resource(&doc);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Delete {
+                target,
+                expected_version: version,
+            }],
+            audit: AuditDraft::single(
+                "webhook",
+                doc.name.clone().unwrap_or_else(|| id.to_string()),
+                "deleteWebhook",
+                &resource,
+                "deleted the webhook",
+                "deleted the webhook",
+                "/settings/integrations/webhooks",
+            ),
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations).await
+    }
+
+    /// Commits a destination change and refreshes the delivery routes.
+    async fn commit_destination(
+        &self,
+        caller: &Caller,
+        change: PendingChange,
+        integrations: &Integrations,
+    ) -> ApiResult<()> {
+        self.commit(Some(caller), now_millis(), change)
+            .await
+            .map_err(|e| match e {
+                CommitError::Api(e) => e,
+                CommitError::Conflict(what) => ApiError::OptimisticLock(format!(
+                    "{what} was changed concurrently; read it again and retry"
+                )),
+            })?;
+        integrations
+            .destinations
+            .reload(self.store.as_ref(), &integrations.catalogue)
+            .await;
+        Ok(())
+    }
+
+    // -- integration configurations ------------------------------------------------------
+
+    pub fn integration(
+        &self,
+        integrations: &Integrations,
+        key: &str,
+    ) -> ApiResult<std::sync::Arc<Integration>> {
+        integrations
+            .catalogue
+            .current()
+            .get(key)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "Unknown integration key: {key} (GET /api/v2/integration-manifests lists them)"
+                ))
+            })
+    }
+
+    pub async fn list_subscriptions(
+        &self,
+        integration_key: &str,
+    ) -> ApiResult<Vec<SubscriptionDoc>> {
+        Ok(self
+            .load_all::<SubscriptionDoc>(EntityKind::IntegrationConfig, integration_key)
+            .await?
+            .into_iter()
+            .map(|(doc, _)| doc)
+            .collect())
+    }
+
+    pub async fn get_subscription(
+        &self,
+        integration_key: &str,
+        id: &str,
+    ) -> ApiResult<(SubscriptionDoc, i64)> {
+        self.load(&subscription_ref(integration_key, id))
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "Unknown integration configuration: {integration_key}/{id}"
+                ))
+            })
+    }
+
+    /// Finds a configuration by id alone (`/api/v2/integration-configurations/{id}`).
+    pub async fn find_subscription(&self, id: &str) -> ApiResult<(SubscriptionDoc, i64)> {
+        let target = self
+            .store
+            .resolve_alias(&subscription_alias(id))
+            .await?
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("Unknown integration configuration: {id}"))
+            })?;
+        self.get_subscription(&target.scope, &target.key).await
+    }
+
+    /// Validates form values against the manifest, seals secrets (keeping the stored value
+    /// where the client sent back the mask) and checks the rendered endpoint is allowed.
+    async fn prepare_config(
+        &self,
+        integrations: &Integrations,
+        integration: &Integration,
+        id: &str,
+        config: &Map<String, Value>,
+        previous: Option<&Map<String, Value>>,
+    ) -> ApiResult<Map<String, Value>> {
+        let manifest = &integration.manifest;
+        let hook = manifest
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.audit_log_events_hook.as_ref())
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "integration `{}` has no auditLogEventsHook capability to subscribe to",
+                    integration.key
+                ))
+            })?;
+        // A masked secret sent back unchanged means "keep the stored one".
+        let mut incoming = config.clone();
+        let mut kept = Map::new();
+        for variable in &manifest.form_variables {
+            if variable.is_secret
+                && incoming.get(&variable.key).and_then(Value::as_str) == Some(SECRET_MASK)
+            {
+                incoming.remove(&variable.key);
+                if let Some(stored) = previous.and_then(|p| p.get(&variable.key)) {
+                    kept.insert(variable.key.clone(), stored.clone());
+                }
+            }
+        }
+        let mut check_values = incoming.clone();
+        for key in kept.keys() {
+            // Present for validation; the real value stays sealed.
+            check_values.insert(key.clone(), Value::from("sealed"));
+        }
+        let validated = flagstaff_manifest::config::validate_form_values(
+            &manifest.form_variables,
+            &check_values,
+        )
+        .map_err(|errors| {
+            ApiError::invalid(format!(
+                "config is invalid: {}",
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))
+        })?;
+        if let Some(endpoint) = &hook.endpoint {
+            let mut plain = validated.clone();
+            for (key, value) in &incoming {
+                plain.insert(key.clone(), value.clone());
+            }
+            let context = flagstaff_manifest::context::endpoint_context(
+                &plain,
+                &flagstaff_manifest::context::placeholder_oauth(manifest.requires_oauth),
+                &Value::Object(Map::new()),
+            );
+            let url = match integration
+                .templates
+                .inline
+                .get("/capabilities/auditLogEventsHook/endpoint/url")
+            {
+                Some(template) => template
+                    .render(&context, flagstaff_template::RenderOptions::default())
+                    .map_err(|e| {
+                        ApiError::invalid(format!("the endpoint URL does not render: {e}"))
+                    })?,
+                None => endpoint.url.clone(),
+            };
+            self.check_outbound_url(integrations, &url).await?;
+        }
+        let mut stored = Map::new();
+        for (key, value) in validated {
+            let secret = manifest
+                .form_variables
+                .iter()
+                .any(|v| v.key == key && v.is_secret);
+            if let Some(sealed) = kept.get(&key) {
+                stored.insert(key, sealed.clone());
+            } else if secret && let Value::String(plain) = &value {
+                let aad = config_secret_aad(&integration.key, id, &key);
+                stored.insert(key, Value::String(seal(integrations, &aad, plain)?));
+            } else {
+                stored.insert(key, value);
+            }
+        }
+        Ok(stored)
+    }
+
+    pub async fn create_subscription(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        integration_key: &str,
+        fields: SubscriptionFields,
+    ) -> ApiResult<SubscriptionDoc> {
+        let integration = self.integration(integrations, integration_key)?;
+        if fields.name.trim().is_empty() {
+            return Err(ApiError::invalid("name is required"));
+        }
+        validate_name(&fields.name)?;
+        validate_tags(&fields.tags)?;
+        validate_statements(fields.statements.as_ref())?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let config = self
+            .prepare_config(integrations, &integration, &id, &fields.config, None)
+            .await?;
+        let doc = SubscriptionDoc {
+            id: id.clone(),
+            integration_key: integration_key.to_string(),
+            name: fields.name,
+            config,
+            on: fields.on,
+            tags: fields.tags,
+            statements: fields.statements,
+            created_at: now_millis(),
+            disabled_reason: None,
+        };
+        let resource = subscription_resource(integration_key, &doc.tags);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Insert {
+                target: subscription_ref(integration_key, &id),
+                version: 1,
+                doc: super::encode(&doc)?,
+                aliases: vec![subscription_alias(&id)],
+            }],
+            audit: AuditDraft::single(
+                "integration",
+                doc.name.clone(),
+                "createIntegration",
+                &resource,
+                format!("added the {} integration", integration.manifest.name),
+                format!("added integration configuration `{}`", doc.name),
+                format!("/settings/integrations/{integration_key}"),
+            ),
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations)
+            .await?;
+        Ok(doc)
+    }
+
+    pub async fn patch_subscription(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        integration_key: &str,
+        id: &str,
+        request: &PatchRequest,
+    ) -> ApiResult<SubscriptionDoc> {
+        let integration = self.integration(integrations, integration_key)?;
+        let target = subscription_ref(integration_key, id);
+        let _guard = self.lock(&target).await;
+        let (before, version) = self.get_subscription(integration_key, id).await?;
+        let fields = SubscriptionFields {
+            name: before.name.clone(),
+            config: masked_config(&integration, &before.config),
+            on: before.on,
+            tags: before.tags.clone(),
+            statements: before.statements.clone(),
+        };
+        let after = apply_document_patch(&fields, request, version, &[])?;
+        if after.name.trim().is_empty() {
+            return Err(ApiError::invalid("name must not be empty"));
+        }
+        validate_name(&after.name)?;
+        validate_tags(&after.tags)?;
+        validate_statements(after.statements.as_ref())?;
+        let config = if after.config == fields.config {
+            before.config.clone()
+        } else {
+            self.prepare_config(
+                integrations,
+                &integration,
+                id,
+                &after.config,
+                Some(&before.config),
+            )
+            .await?
+        };
+        let mut actions = Vec::new();
+        if after.name != before.name {
+            actions.push("updateName");
+        }
+        if config != before.config {
+            actions.push("updateConfiguration");
+        }
+        if after.on != before.on {
+            actions.push("updateOn");
+        }
+        if after.tags != before.tags {
+            actions.push("updateTags");
+        }
+        if after.statements != before.statements {
+            actions.push("updateStatements");
+        }
+        if actions.is_empty() {
+            return Ok(before);
+        }
+        let doc = SubscriptionDoc {
+            id: before.id.clone(),
+            integration_key: before.integration_key.clone(),
+            name: after.name,
+            config,
+            on: after.on,
+            tags: after.tags,
+            statements: after.statements,
+            created_at: before.created_at,
+            disabled_reason: if after.on {
+                None
+            } else {
+                before.disabled_reason.clone()
+            },
+        };
+        let resource = subscription_resource(integration_key, &doc.tags);
+        let mut audit = AuditDraft::single(
+            "integration",
+            doc.name.clone(),
+            actions[0],
+            &resource,
+            format!("updated the {} integration", integration.manifest.name),
+            format!("changed {}", actions.join(", ")),
+            format!("/settings/integrations/{integration_key}"),
+        );
+        audit.accesses = actions.iter().map(|a| access(a, &resource)).collect();
+        audit.comment = request.comment().map(String::from);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Update {
+                target,
+                expected_version: version,
+                version: version + 1,
+                doc: super::encode(&doc)?,
+                aliases: None,
+            }],
+            audit,
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations)
+            .await?;
+        if doc.on {
+            integrations
+                .destinations
+                .reset_failures(&integration_destination(integration_key, id));
+        }
+        Ok(doc)
+    }
+
+    pub async fn delete_subscription(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        integration_key: &str,
+        id: &str,
+    ) -> ApiResult<()> {
+        let target = subscription_ref(integration_key, id);
+        let _guard = self.lock(&target).await;
+        let (doc, version) = self.get_subscription(integration_key, id).await?;
+        let resource = subscription_resource(integration_key, &doc.tags);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Delete {
+                target,
+                expected_version: version,
+            }],
+            audit: AuditDraft::single(
+                "integration",
+                doc.name.clone(),
+                "deleteIntegration",
+                &resource,
+                "deleted the integration configuration",
+                format!("deleted integration configuration `{}`", doc.name),
+                format!("/settings/integrations/{integration_key}"),
+            ),
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations).await
+    }
+
+    /// Turns a destination off after repeated delivery failures: a system change with its own
+    /// audit entry (which is itself delivered to the other destinations).
+    pub async fn disable_destination(
+        &self,
+        integrations: &Integrations,
+        destination: &str,
+        reason: &str,
+    ) -> ApiResult<()> {
+        let parts: Vec<&str> = destination.splitn(3, '/').collect();
+        let (target, name, resource, kind, doc) = match parts.as_slice() {
+            ["webhook", id] => {
+                let target = webhook_ref(id);
+                let _guard = self.lock(&target).await;
+                let Some((mut doc, version)) = self.load::<WebhookDoc>(&target).await? else {
+                    return Ok(());
+                };
+                if !doc.on {
+                    return Ok(());
+                }
+                doc.on = false;
+                doc.disabled_reason = Some(reason.to_string());
+                let resource = webhook_resource(&doc);
+                (
+                    (target, version),
+                    doc.name.clone().unwrap_or_else(|| id.to_string()),
+                    resource,
+                    "webhook",
+                    super::encode(&doc)?,
+                )
+            }
+            ["integration", key, id] => {
+                let target = subscription_ref(key, id);
+                let _guard = self.lock(&target).await;
+                let Some((mut doc, version)) = self.load::<SubscriptionDoc>(&target).await? else {
+                    return Ok(());
+                };
+                if !doc.on {
+                    return Ok(());
+                }
+                doc.on = false;
+                doc.disabled_reason = Some(reason.to_string());
+                let resource = subscription_resource(key, &doc.tags);
+                (
+                    (target, version),
+                    doc.name.clone(),
+                    resource,
+                    "integration",
+                    super::encode(&doc)?,
+                )
+            }
+            _ => return Ok(()),
+        };
+        let (target, version) = target;
+        integrations.destinations.turn_off(destination);
+        let change = PendingChange {
+            writes: vec![EntityWrite::Update {
+                target,
+                expected_version: version,
+                version: version + 1,
+                doc,
+                aliases: None,
+            }],
+            audit: AuditDraft {
+                accesses: vec![access("updateOn", &resource)],
+                target_resources: vec![audit_resource(&resource)],
+                ..AuditDraft::single(
+                    if kind == "webhook" {
+                        "webhook"
+                    } else {
+                        "integration"
+                    },
+                    name,
+                    "updateOn",
+                    &resource,
+                    format!("turned off the {kind}"),
+                    reason.to_string(),
+                    "/settings/integrations",
+                )
+            },
+            outbox: vec![],
+        };
+        self.commit(None, now_millis(), change)
+            .await
+            .map_err(|e| match e {
+                CommitError::Api(e) => e,
+                CommitError::Conflict(what) => ApiError::Conflict(what),
+            })?;
+        integrations
+            .destinations
+            .reload(self.store.as_ref(), &integrations.catalogue)
+            .await;
+        tracing::warn!(destination, reason, "delivery destination turned off");
+        Ok(())
+    }
+}
+
+/// The configuration as the API shows it: secret values replaced by the mask.
+pub fn masked_config(integration: &Integration, config: &Map<String, Value>) -> Map<String, Value> {
+    config
+        .iter()
+        .map(|(key, value)| {
+            let secret = integration
+                .manifest
+                .form_variables
+                .iter()
+                .any(|v| &v.key == key && v.is_secret);
+            if secret {
+                (key.clone(), Value::from(SECRET_MASK))
+            } else {
+                (key.clone(), value.clone())
+            }
+        })
+        .collect()
+}
