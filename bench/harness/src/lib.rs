@@ -1,5 +1,11 @@
 //! Shared plumbing for the benches: a release `flagstaff serve` child process on a free
-//! loopback port, waited on until it answers and stopped (SIGTERM, then SIGKILL) at the end.
+//! loopback port, waited on until it answers and stopped (SIGTERM, then SIGKILL) at the end;
+//! fresh databases ([`db`]), CPU accounting from `/proc` ([`cpu`]) and report helpers
+//! ([`report`]).
+
+pub mod cpu;
+pub mod db;
+pub mod report;
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

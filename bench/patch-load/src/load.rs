@@ -6,6 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use flagstaff_bench_harness::cpu::CpuSample;
+use flagstaff_bench_harness::report::percentile;
 use reqwest::StatusCode;
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -457,130 +459,9 @@ pub async fn run_scenario(
     })
 }
 
-/// Linux CPU counters (in USER_HZ ticks, 100 per second) of the server, this process and the
-/// whole machine.
-struct CpuSample {
-    server: Option<u64>,
-    client: Option<u64>,
-    postgres: Option<u64>,
-    machine: Option<u64>,
-}
-
-/// CPU seconds between two [`CpuSample`]s.
-struct CpuUse {
-    server: Option<f64>,
-    client: Option<f64>,
-    postgres: Option<f64>,
-    other: Option<f64>,
-}
-
-const TICKS_PER_SECOND: f64 = 100.0;
-
-impl CpuSample {
-    fn take(server_pid: Option<u32>) -> CpuSample {
-        CpuSample {
-            server: server_pid.and_then(|pid| process_ticks(&format!("/proc/{pid}/stat"))),
-            client: process_ticks("/proc/self/stat"),
-            postgres: postgres_ticks(),
-            machine: machine_busy_ticks(),
-        }
-    }
-
-    fn since(&self, before: &CpuSample) -> CpuUse {
-        let delta =
-            |a: Option<u64>, b: Option<u64>| Some(a?.saturating_sub(b?) as f64 / TICKS_PER_SECOND);
-        let server = delta(self.server, before.server);
-        let client = delta(self.client, before.client);
-        let postgres = delta(self.postgres, before.postgres);
-        let machine = delta(self.machine, before.machine);
-        let other = match (machine, server, client) {
-            (Some(m), Some(s), Some(c)) => Some((m - s - c - postgres.unwrap_or(0.0)).max(0.0)),
-            _ => None,
-        };
-        CpuUse {
-            server,
-            client,
-            postgres,
-            other,
-        }
-    }
-}
-
-/// utime + stime of a process, from its `/proc/PID/stat`.
-fn process_ticks(path: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    // Fields after the command name (which may contain spaces) in parentheses.
-    let rest = &text[text.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 of `rest`.
-    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
-}
-
-/// utime + stime of every process named `postgres` (the Postgres server and its backends).
-fn postgres_ticks() -> Option<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        let path = format!("/proc/{pid}/stat");
-        let Ok(text) = std::fs::read_to_string(&path) else {
-            continue;
-        };
-        if text.contains("(postgres)") {
-            total += process_ticks(&path).unwrap_or(0);
-        }
-    }
-    Some(total)
-}
-
-/// Busy ticks of all CPUs (user, nice, system, irq, softirq, steal), from `/proc/stat`.
-fn machine_busy_ticks() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/stat").ok()?;
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
-    let v: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    Some(v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7)?)
-}
-
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_own_cpu_ticks() {
-        if std::path::Path::new("/proc/self/stat").exists() {
-            assert!(process_ticks("/proc/self/stat").is_some());
-            assert!(machine_busy_ticks().is_some());
-        }
-    }
-
-    #[test]
-    fn nearest_rank() {
-        let v: Vec<u64> = (1..=100).collect();
-        assert_eq!(percentile(&v, 50.0), 50);
-        assert_eq!(percentile(&v, 99.0), 99);
-        assert_eq!(percentile(&v, 100.0), 100);
-        assert_eq!(percentile(&[7], 50.0), 7);
-        assert_eq!(percentile(&[], 50.0), 0);
-    }
 
     fn plan(first_on: bool) -> PatchPlan {
         PatchPlan {
