@@ -134,9 +134,16 @@ pub(crate) mod sql {
     pub const LIST: &str = "SELECT seq, id, destination, audit_id, state, attempts, next_attempt_at, created_at, updated_at, last_status, last_error FROM deliveries WHERE destination = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
     pub const ATTEMPTS: &str = "SELECT attempt, at, status, latency_ms, error, response_body FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt";
     pub const REQUEUE: &str = "UPDATE deliveries SET state = 'pending', next_attempt_at = ?, lease_until = 0, updated_at = ? WHERE id = ?";
-    pub const RELEASE: &str = "UPDATE deliveries SET lease_until = 0 WHERE id = ?";
     pub const COUNT_PENDING: &str =
         "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND destination = ?";
+
+    /// Ends the leases of `count` deliveries in one statement.
+    pub fn release(count: usize) -> String {
+        format!(
+            "UPDATE deliveries SET lease_until = 0 WHERE id IN ({})",
+            vec!["?"; count].join(", ")
+        )
+    }
 
     /// Claims due rows: the outer `lease_until` test re-checks each row after any lock wait,
     /// so two workers (or nodes) never hold the same delivery at once.
@@ -165,7 +172,6 @@ pub(crate) mod sql {
         LIST,
         ATTEMPTS,
         REQUEUE,
-        RELEASE,
         COUNT_PENDING,
     ];
 }

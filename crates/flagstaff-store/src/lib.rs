@@ -676,12 +676,20 @@ macro_rules! impl_store_for {
             }
 
             async fn deliveries_release(&self, ids: &[String]) -> $crate::StoreResult<()> {
+                if ids.is_empty() {
+                    return Ok(());
+                }
                 let mut tx = self.begin_write().await?;
-                for id in ids {
-                    sqlx::query(self.sql($crate::deliveries::sql::RELEASE))
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in ids.chunks(500) {
+                    let mut statement = $crate::deliveries::sql::release(chunk.len());
+                    if $dialect == "postgres" {
+                        statement = $crate::sql::numbered_placeholders(&statement);
+                    }
+                    let mut query = sqlx::query(&statement);
+                    for id in chunk {
+                        query = query.bind(id);
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())

@@ -256,13 +256,26 @@ async fn deliveries_commit_with_the_change_and_are_leased_once() {
             claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             vec!["d1", "d2"]
         );
-        // Leased: nobody else gets them until the lease ends.
+        // Leased: nobody else gets them until the lease ends, or until
+        // they are released.
         assert!(
             store
                 .deliveries_claim(50, 150, 10, &[])
                 .await
                 .unwrap()
                 .is_empty()
+        );
+        store
+            .deliveries_release(&["d1".to_string(), "d2".to_string()])
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .deliveries_claim(10, 100, 10, &[])
+                .await
+                .unwrap()
+                .len(),
+            2
         );
         // An expired lease makes them claimable again (a worker died), but excluded
         // destinations are skipped.

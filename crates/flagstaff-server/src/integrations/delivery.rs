@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use tokio::sync::{Semaphore, mpsc};
 
 use super::{Integrations, SubscriptionDoc, WebhookDoc};
-use crate::services::{Services, now_millis};
+use crate::services::{Services, wall_millis};
 
 /// The header carrying the delivery id.
 pub const DELIVERY_HEADER: &str = "X-Flagstaff-Delivery";
@@ -103,7 +103,7 @@ impl Worker {
                     .map(|(d, _)| d.clone())
                     .collect()
             };
-            let now = now_millis();
+            let now = wall_millis();
             let lease_until = now + settings.lease.as_millis() as i64;
             let limit = settings.claim_batch.min(free as i64);
             let claimed = match self
@@ -222,7 +222,7 @@ impl Worker {
     async fn attempt(&self, delivery: &ClaimedDelivery) -> Result_ {
         let attempt = delivery.attempts + 1;
         let settings = &self.integrations.settings;
-        let started = now_millis();
+        let started = wall_millis();
         let mut outcome = DeliveryOutcome {
             id: delivery.id.clone(),
             attempt,
@@ -237,7 +237,7 @@ impl Worker {
             if attempt >= settings.max_attempts {
                 DeliveryNext::Failed
             } else {
-                DeliveryNext::RetryAt(now_millis() + backoff(settings, attempt).as_millis() as i64)
+                DeliveryNext::RetryAt(wall_millis() + backoff(settings, attempt).as_millis() as i64)
             }
         };
         let prepared = match self.prepare(delivery).await {
@@ -261,7 +261,7 @@ impl Worker {
             }
         };
         let sent = self.integrations.outbound.send(prepared.request).await;
-        outcome.latency_ms = now_millis() - started;
+        outcome.latency_ms = wall_millis() - started;
         let success = match sent {
             Ok(response) if (200..300).contains(&response.status) => {
                 outcome.status = Some(i64::from(response.status));

@@ -25,7 +25,7 @@ use crate::integrations::{
 };
 use crate::render::link;
 use crate::services::webhooks::{SECRET_MASK, SubscriptionFields, WebhookFields, masked_config};
-use crate::services::{decode, now_millis};
+use crate::services::{decode, wall_millis};
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -852,7 +852,7 @@ async fn redeliver(
 ) -> ApiResult<StatusCode> {
     let (_, resource, _) = delivery_and_destination(&state, &id).await?;
     caller.require("updateOn", &resource)?;
-    state.store.delivery_requeue(&id, now_millis()).await?;
+    state.store.delivery_requeue(&id, wall_millis()).await?;
     state.integrations.wake.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
