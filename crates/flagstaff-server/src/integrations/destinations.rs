@@ -149,17 +149,6 @@ impl Destinations {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
     }
 
-    pub fn upsert(&self, route: Route) {
-        let mut guard = self
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut routes: Vec<Route> = guard.as_ref().clone();
-        routes.retain(|r| r.destination != route.destination);
-        routes.push(route);
-        *guard = Arc::new(routes);
-    }
-
     /// Stops routing to a destination at once, before the change that turns it off commits,
     /// so no change that commits after it is visible as off can still be queued for it.
     pub fn turn_off(&self, destination: &str) {
@@ -178,20 +167,6 @@ impl Destinations {
             })
             .collect();
         *guard = Arc::new(routes);
-    }
-
-    pub fn remove(&self, destination: &str) {
-        let mut guard = self
-            .routes
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut routes: Vec<Route> = guard.as_ref().clone();
-        routes.retain(|r| r.destination != destination);
-        *guard = Arc::new(routes);
-        self.failures
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .remove(destination);
     }
 
     /// One delivery per enabled destination whose filter matches the change.

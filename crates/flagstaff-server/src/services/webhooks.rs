@@ -299,24 +299,15 @@ impl Services {
         );
         audit.accesses = actions.iter().map(|a| access(a, &resource)).collect();
         audit.comment = request.comment().map(String::from);
-        let change = PendingChange {
-            writes: vec![EntityWrite::Update {
-                target,
-                expected_version: version,
-                version: version + 1,
-                doc: super::encode(&doc)?,
-                aliases: None,
-            }],
+        let encoded = super::encode(&doc)?;
+        self.commit_destination_update(
+            caller,
+            integrations,
+            (target, version, encoded),
             audit,
-            outbox: vec![],
-        };
-        self.commit_destination(caller, change, integrations)
-            .await?;
-        if doc.on {
-            integrations
-                .destinations
-                .reset_failures(&webhook_destination(id));
-        }
+            (&webhook_destination(id), doc.on),
+        )
+        .await?;
         Ok(doc)
     }
 
@@ -347,6 +338,35 @@ impl Services {
             outbox: vec![],
         };
         self.commit_destination(caller, change, integrations).await
+    }
+
+    /// Commits an edit of a destination's document; a destination that is (back) on starts
+    /// with a clean consecutive-failure count.
+    async fn commit_destination_update(
+        &self,
+        caller: &Caller,
+        integrations: &Integrations,
+        (target, version, doc): (EntityRef, i64, String),
+        audit: AuditDraft,
+        (destination, on): (&str, bool),
+    ) -> ApiResult<()> {
+        let change = PendingChange {
+            writes: vec![EntityWrite::Update {
+                target,
+                expected_version: version,
+                version: version + 1,
+                doc,
+                aliases: None,
+            }],
+            audit,
+            outbox: vec![],
+        };
+        self.commit_destination(caller, change, integrations)
+            .await?;
+        if on {
+            integrations.destinations.reset_failures(destination);
+        }
+        Ok(())
     }
 
     /// Commits a destination change and refreshes the delivery routes.
@@ -660,24 +680,15 @@ impl Services {
         );
         audit.accesses = actions.iter().map(|a| access(a, &resource)).collect();
         audit.comment = request.comment().map(String::from);
-        let change = PendingChange {
-            writes: vec![EntityWrite::Update {
-                target,
-                expected_version: version,
-                version: version + 1,
-                doc: super::encode(&doc)?,
-                aliases: None,
-            }],
+        let encoded = super::encode(&doc)?;
+        self.commit_destination_update(
+            caller,
+            integrations,
+            (target, version, encoded),
             audit,
-            outbox: vec![],
-        };
-        self.commit_destination(caller, change, integrations)
-            .await?;
-        if doc.on {
-            integrations
-                .destinations
-                .reset_failures(&integration_destination(integration_key, id));
-        }
+            (&integration_destination(integration_key, id), doc.on),
+        )
+        .await?;
         Ok(doc)
     }
 
