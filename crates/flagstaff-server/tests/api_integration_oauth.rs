@@ -40,6 +40,8 @@ struct ProviderState {
     refresh_tokens: Vec<String>,
     /// Every grant the token endpoint accepted: (grant_type, refresh token used).
     grants: Vec<(String, Option<String>)>,
+    /// Refresh requests, accepted or not.
+    refresh_requests: usize,
 }
 
 struct Provider {
@@ -190,6 +192,7 @@ async fn token(
             issue(&provider, &mut state, "authorization_code", None, true)
         }
         Some("refresh_token") => {
+            state.refresh_requests += 1;
             let used = form.get("refresh_token").cloned().unwrap_or_default();
             if provider.refuse_refresh.load(Ordering::SeqCst) {
                 return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
@@ -941,3 +944,61 @@ async fn call(
     }
     app.send(method.as_str(), path, req).await
 }
+
+/// Several deliveries need the expired token at once: one refresh, and every delivery (and
+/// "validate connection") uses its result. A second refresh would spend the rotated-away
+/// refresh token and be refused by the provider.
+async fn concurrent_refreshes(backend: Backend) {
+    let offset = Arc::new(AtomicI64::new(0));
+    let Some(app) = app_on(backend, offset.clone()).await else {
+        return;
+    };
+    let provider = Provider::start(false).await;
+    let partner = Receiver::start().await;
+    register(&app, &provider, &partner, "authorizationCode").await;
+    let url = connect(&app).await;
+    let (_, status, page) = authorize_in_browser(&app, &url).await;
+    assert_eq!(status, 200, "{page}");
+    app.post("/api/v2/projects", json!({"key": "shop", "name": "Shop"}))
+        .await
+        .expect(201);
+    app.post(
+        "/api/v2/flags/shop",
+        json!({"key": "checkout", "name": "Checkout"}),
+    )
+    .await
+    .expect(201);
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let created = app
+            .post(
+                "/api/v2/integrations/appdynamics",
+                json!({"name": format!("appd {n}"), "config": {"account": "acme", "applicationID": format!("app{n}")},
+                       "statements": [{"effect": "allow", "actions": ["updateOn"], "resources": ["proj/*:env/production:flag/*"]}]}),
+            )
+            .await
+            .expect(201);
+        ids.push(created["_id"].as_str().unwrap().to_string());
+    }
+    offset.fetch_add(2 * HOUR_MS, Ordering::SeqCst);
+    toggle(&app, true).await;
+    let delivered = partner.wait_for(4, WAIT).await;
+    for request in &delivered {
+        assert_eq!(bearer(request), "Bearer tok-access-2-zq", "{}", request.uri);
+    }
+    let validated = app
+        .post(
+            &format!("/api/v2/integrations/appdynamics/{}/validate", ids[0]),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    assert_eq!(validated["ok"], true, "{validated}");
+    let all = partner.wait_for(5, WAIT).await;
+    assert_eq!(bearer(&all[4]), "Bearer tok-access-2-zq");
+    let grants: Vec<String> = provider.grants().into_iter().map(|(g, _)| g).collect();
+    assert_eq!(grants, ["authorization_code", "refresh_token"]);
+    assert_eq!(provider.state.lock().unwrap().refresh_requests, 1);
+}
+
+both_backends!(concurrent_refreshes_coalesce, concurrent_refreshes);
