@@ -224,31 +224,36 @@ fn conformance_dir() -> PathBuf {
 /// by moving it instead of waiting.
 async fn app_on(backend: Backend, offset: Arc<AtomicI64>) -> Option<TestApp> {
     TestApp::on_with(backend, move |state: AppState| {
-        let integrations = Integrations::new(
-            vec![conformance_dir().join("integration-framework/integrations")],
-            SecretBox::new([9; 32]),
-            OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
-            DeliverySettings {
-                base_backoff: Duration::from_millis(100),
-                max_backoff: Duration::from_millis(300),
-                poll_interval: Duration::from_millis(50),
-                max_attempts: 1000,
-                disable_after_failures: 0,
-                ..DeliverySettings::default()
-            },
-        )
-        .unwrap()
-        .with_oauth_settings(OAuthSettings {
-            refresh_margin: Duration::from_secs(60),
-            refresh_interval: Duration::from_secs(24 * 3600),
-            state_ttl: Duration::from_secs(600),
-            clock: Arc::new(move || {
-                flagstaff_server::services::wall_millis() + offset.load(Ordering::SeqCst)
-            }),
-        });
-        state.with_integrations(integrations)
+        state.with_integrations(integrations(offset))
     })
     .await
+}
+
+/// The integrations runtime of the test server (also used to run its background refresh
+/// directly). The background task itself waits a day: tests never race it.
+fn integrations(offset: Arc<AtomicI64>) -> Integrations {
+    Integrations::new(
+        vec![conformance_dir().join("integration-framework/integrations")],
+        SecretBox::new([9; 32]),
+        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
+        DeliverySettings {
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(300),
+            poll_interval: Duration::from_millis(50),
+            max_attempts: 1000,
+            disable_after_failures: 0,
+            ..DeliverySettings::default()
+        },
+    )
+    .unwrap()
+    .with_oauth_settings(OAuthSettings {
+        refresh_margin: Duration::from_secs(60),
+        refresh_interval: Duration::from_secs(24 * 3600),
+        state_ttl: Duration::from_secs(600),
+        clock: Arc::new(move || {
+            flagstaff_server::services::wall_millis() + offset.load(Ordering::SeqCst)
+        }),
+    })
 }
 
 macro_rules! both_backends {
@@ -359,20 +364,32 @@ async fn connection(app: &TestApp) -> Value {
         .expect(200)
 }
 
-/// Waits (up to `WAIT`) until the connection status satisfies `done`.
-async fn wait_for_connection(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
+/// Polls `probe` (up to `WAIT`) until it yields a value.
+async fn eventually<'a, F, Fut>(app: &'a TestApp, probe: F) -> Value
+where
+    F: Fn(&'a TestApp) -> Fut,
+    Fut: std::future::Future<Output = Option<Value>>,
+{
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let status = connection(app).await;
-        if done(&status) {
-            return status;
+        if let Some(value) = probe(app).await {
+            return value;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "connection never got there: {status}"
+            "the expected state was not reached within {WAIT:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Waits until the connection status satisfies `done`.
+async fn wait_for_connection(app: &TestApp, done: impl Fn(&Value) -> bool) -> Value {
+    eventually(app, |app| async {
+        let status = connection(app).await;
+        done(&status).then_some(status)
+    })
+    .await
 }
 
 fn bearer(request: &flagstaff_testkit::receiver::Received) -> String {
@@ -522,24 +539,25 @@ async fn connects_delivers_and_refreshes(backend: Backend) {
             .contains("invalid_grant"),
         "{failed}"
     );
-    let deliveries = app
-        .get(&format!(
-            "/api/v2/integrations/appdynamics/{sub_id}/deliveries"
-        ))
-        .await
-        .expect(200);
-    let newest = &deliveries["items"][0];
-    let detail = app
-        .get(&format!(
-            "/api/v2/deliveries/{}",
-            newest["_id"].as_str().unwrap()
-        ))
-        .await
-        .expect(200);
-    assert!(
-        detail.to_string().contains("refreshing the OAuth token"),
-        "{detail}"
-    );
+    // The delivery's attempt log says why (recorded just after the attempt).
+    let list = format!("/api/v2/integrations/appdynamics/{sub_id}/deliveries");
+    let detail = eventually(&app, |app| {
+        let list = list.clone();
+        async move {
+            let deliveries = app.get(&list).await.expect(200);
+            let newest = deliveries["items"][0]["_id"].as_str().unwrap().to_string();
+            let detail = app
+                .get(&format!("/api/v2/deliveries/{newest}"))
+                .await
+                .expect(200);
+            detail
+                .to_string()
+                .contains("refreshing the OAuth token")
+                .then_some(detail)
+        }
+    })
+    .await;
+    assert!(detail.to_string().contains("invalid_grant"), "{detail}");
     assert_eq!(
         partner.received().len(),
         3,
@@ -579,6 +597,13 @@ async fn connects_delivers_and_refreshes(backend: Backend) {
                 .to_string(),
         );
     }
+    let deliveries = app
+        .get(&format!(
+            "/api/v2/integrations/appdynamics/{sub_id}/deliveries"
+        ))
+        .await
+        .expect(200);
+    assert_eq!(deliveries["items"].as_array().unwrap().len(), 4);
     for item in deliveries["items"].as_array().unwrap() {
         let id = item["_id"].as_str().unwrap();
         texts.push(
@@ -999,6 +1024,22 @@ async fn concurrent_refreshes(backend: Backend) {
     let grants: Vec<String> = provider.grants().into_iter().map(|(g, _)| g).collect();
     assert_eq!(grants, ["authorization_code", "refresh_token"]);
     assert_eq!(provider.state.lock().unwrap().refresh_requests, 1);
+
+    // Ninety seconds before expiry: outside the delivery margin (60 s), inside the background
+    // task's (120 s). The background pass refreshes; the next delivery just uses the token.
+    offset.fetch_add(3_510_000, Ordering::SeqCst);
+    flagstaff_server::services::integration_oauth::refresh_expiring(
+        app.store.as_ref(),
+        &integrations(offset.clone()),
+    )
+    .await;
+    assert_eq!(provider.state.lock().unwrap().refresh_requests, 2);
+    toggle(&app, false).await;
+    let after = partner.wait_for(9, WAIT).await;
+    for request in &after[5..] {
+        assert_eq!(bearer(request), "Bearer tok-access-3-zq");
+    }
+    assert_eq!(provider.state.lock().unwrap().refresh_requests, 2);
 }
 
 both_backends!(concurrent_refreshes_coalesce, concurrent_refreshes);
