@@ -37,6 +37,8 @@ pub enum NotSent {
     Skipped(String),
     /// Cannot be delivered (destination deleted or off, integration gone, bad secret).
     Permanent(String),
+    /// Cannot be delivered now (no usable OAuth token): retried with backoff.
+    Retry(String),
 }
 
 pub struct Worker {
@@ -259,6 +261,15 @@ impl Worker {
                     success: false,
                 };
             }
+            Err(NotSent::Retry(reason)) => {
+                outcome.error = Some(reason);
+                outcome.next = retry_or_fail(attempt);
+                return Result_ {
+                    outcome,
+                    destination: delivery.destination.clone(),
+                    success: false,
+                };
+            }
         };
         let sent = self.integrations.outbound.send(prepared.request).await;
         outcome.latency_ms = wall_millis() - started;
@@ -411,9 +422,11 @@ pub async fn prepare_request(
                 super::event::event_context(store.as_ref(), entry, &integrations.settings.base_url)
                     .await;
             let standard = crate::render::audit_entry(entry, true);
+            let oauth =
+                super::oauth_client::template_oauth(store, integrations, integration).await?;
             let input = PreviewInput {
                 form_values,
-                oauth: None,
+                oauth,
                 compat: flagstaff_template::Compat::Go,
                 standard_payload: Some(standard),
             };

@@ -23,6 +23,7 @@ use tokio::sync::Notify;
 pub mod delivery;
 pub mod destinations;
 pub mod event;
+pub mod oauth_client;
 
 pub use destinations::{Destinations, Route, integration_destination, webhook_destination};
 
@@ -108,6 +109,8 @@ pub struct Integrations {
     pub settings: DeliverySettings,
     /// Woken after every commit that created deliveries.
     pub wake: Arc<Notify>,
+    /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
+    pub oauth: oauth_client::OAuthClient,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -147,9 +150,16 @@ impl Integrations {
             destinations: Arc::new(Destinations::default()),
             settings,
             wake: Arc::new(Notify::new()),
+            oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
+    }
+
+    /// Replaces the OAuth client's settings (refresh margin, clock).
+    pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
+        self.oauth = oauth_client::OAuthClient::new(settings);
+        self
     }
 
     /// True the first time: the caller starts the delivery workers.
