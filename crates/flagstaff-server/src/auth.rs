@@ -127,7 +127,7 @@ impl TokenCache {
                 .token
                 .previous_secret
                 .as_ref()
-                .is_some_and(|old| old.expiry > crate::services::now_millis());
+                .is_some_and(|old| old.expiry > crate::services::wall_millis());
         (current && at.elapsed() < TOKEN_CACHE_TTL).then(|| caller.clone())
     }
 
@@ -147,7 +147,7 @@ impl TokenCache {
 
     /// Records that `caller` made a request now.
     pub fn touch(&self, caller: &Caller) {
-        let now = crate::services::now_millis();
+        let now = crate::services::wall_millis();
         if let Ok(mut used) = self.last_used.lock() {
             used.insert(caller.token.id.clone(), now);
         }
@@ -203,7 +203,7 @@ impl FromRequestParts<AppState> for Caller {
         let caller = authenticate(state, &hash).await?;
         if let Some(rate) = state
             .rate_limiter
-            .check(&caller.token.id, crate::services::now_millis())
+            .check(&caller.token.id, crate::services::wall_millis())
         {
             if let Some(slot) = parts.extensions.get::<crate::ratelimit::RateSlot>()
                 && let Ok(mut s) = slot.0.lock()
@@ -245,7 +245,7 @@ async fn load_caller(state: &AppState, hash: &str) -> Result<Option<Caller>, Api
     // A token found by its previous secret works only until that secret's expiry.
     if token.secret_hash != hash
         && !token.previous_secret.as_ref().is_some_and(|old| {
-            old.secret_hash == hash && old.expiry > crate::services::now_millis()
+            old.secret_hash == hash && old.expiry > crate::services::wall_millis()
         })
     {
         return Ok(None);

@@ -98,7 +98,7 @@ pub async fn rate_limit_headers(mut request: Request, next: Next) -> Response {
         );
         set("X-Ratelimit-Auth-Token-Reset", state.reset.to_string());
         if !state.allowed {
-            let now = crate::services::now_millis();
+            let now = crate::services::wall_millis();
             let seconds = ((state.reset - now).max(0) + 999) / 1000;
             set("Retry-After", seconds.max(1).to_string());
         }

@@ -9,6 +9,10 @@ pub struct NewDelivery {
     /// `webhook/<id>` or `integration/<integrationKey>/<id>`.
     pub destination: String,
     pub audit_id: String,
+    /// 0: due at once, for whichever worker claims it. Otherwise leased until then (Unix ms)
+    /// to the node that committed it, which hands it to its worker in memory; should that
+    /// node die first, the lease expires and any worker claims it.
+    pub lease_until: i64,
 }
 
 /// A due delivery a worker now holds until its lease ends.
@@ -127,9 +131,6 @@ pub(crate) fn record(row: RecordRow) -> DeliveryRecord {
 }
 
 pub(crate) mod sql {
-    pub const INSERT: &str = "INSERT INTO deliveries (id, destination, audit_id, state, attempts, next_attempt_at, lease_until, created_at, updated_at) VALUES (?, ?, ?, 'pending', 0, ?, 0, ?, ?)";
-    pub const RECORD: &str = "UPDATE deliveries SET state = ?, attempts = ?, next_attempt_at = ?, lease_until = 0, updated_at = ?, last_status = ?, last_error = ? WHERE id = ?";
-    pub const INSERT_ATTEMPT: &str = "INSERT INTO delivery_attempts (delivery_id, attempt, at, status, latency_ms, error, response_body) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
     pub const GET: &str = "SELECT seq, id, destination, audit_id, state, attempts, next_attempt_at, created_at, updated_at, last_status, last_error FROM deliveries WHERE id = ?";
     pub const LIST: &str = "SELECT seq, id, destination, audit_id, state, attempts, next_attempt_at, created_at, updated_at, last_status, last_error FROM deliveries WHERE destination = ? AND seq < ? ORDER BY seq DESC LIMIT ?";
     pub const ATTEMPTS: &str = "SELECT attempt, at, status, latency_ms, error, response_body FROM delivery_attempts WHERE delivery_id = ? ORDER BY attempt";
@@ -137,11 +138,47 @@ pub(crate) mod sql {
     pub const COUNT_PENDING: &str =
         "SELECT COUNT(*) FROM deliveries WHERE state = 'pending' AND destination = ?";
 
-    /// Ends the leases of `count` deliveries in one statement.
-    pub fn release(count: usize) -> String {
+    /// Rows per multi-row statement: 7 bound values a row stays far below both SQLite's
+    /// (32,766) and Postgres' (65,535) limit on parameters.
+    pub const CHUNK: usize = 500;
+
+    fn rows(count: usize, row: &str) -> String {
+        vec![row; count].join(", ")
+    }
+
+    /// Inserts `count` deliveries: (id, destination, audit_id, next_attempt_at, lease_until,
+    /// created_at, updated_at) each.
+    pub fn insert(count: usize) -> String {
         format!(
-            "UPDATE deliveries SET lease_until = 0 WHERE id IN ({})",
-            vec!["?"; count].join(", ")
+            "INSERT INTO deliveries (id, destination, audit_id, state, attempts, next_attempt_at, \
+             lease_until, created_at, updated_at) VALUES {}",
+            rows(count, "(?, ?, ?, 'pending', 0, ?, ?, ?, ?)")
+        )
+    }
+
+    /// Sets the next state of `count` deliveries from one list of values (id, state,
+    /// attempts, next_attempt_at, updated_at, last_status, last_error). `VALUES` columns are
+    /// `column1…` in both dialects; the casts give Postgres the types of untyped parameters.
+    pub fn record(count: usize) -> String {
+        format!(
+            "UPDATE deliveries SET state = v.column2, attempts = v.column3, \
+             next_attempt_at = v.column4, lease_until = 0, updated_at = v.column5, \
+             last_status = v.column6, last_error = v.column7 FROM (VALUES {}) AS v \
+             WHERE deliveries.id = v.column1",
+            rows(
+                count,
+                "(CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), \
+                 CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT))"
+            )
+        )
+    }
+
+    /// Appends `count` attempts to the log.
+    pub fn insert_attempts(count: usize) -> String {
+        format!(
+            "INSERT INTO delivery_attempts (delivery_id, attempt, at, status, latency_ms, error, \
+             response_body) VALUES {} ON CONFLICT DO NOTHING",
+            rows(count, "(?, ?, ?, ?, ?, ?, ?)")
         )
     }
 
@@ -164,14 +201,5 @@ pub(crate) mod sql {
         )
     }
 
-    pub const ALL: &[&str] = &[
-        INSERT,
-        RECORD,
-        INSERT_ATTEMPT,
-        GET,
-        LIST,
-        ATTEMPTS,
-        REQUEUE,
-        COUNT_PENDING,
-    ];
+    pub const ALL: &[&str] = &[GET, LIST, ATTEMPTS, REQUEUE, COUNT_PENDING];
 }

@@ -256,8 +256,6 @@ pub trait Store: Send + Sync + 'static {
     /// Makes a delivery pending again, due at `now`; false if there is no such delivery.
     async fn delivery_requeue(&self, id: &str, now: i64) -> StoreResult<bool>;
     async fn deliveries_pending(&self, destination: &str) -> StoreResult<i64>;
-    /// Ends the leases of claimed deliveries that will not be attempted now.
-    async fn deliveries_release(&self, ids: &[String]) -> StoreResult<()>;
 }
 
 /// Opens the store named by a database URL (`sqlite://path` or `postgres://…`) and runs its
@@ -532,16 +530,20 @@ macro_rules! impl_store_for {
                         .await?;
                     seqs.push(seq);
                 }
-                for delivery in &change.deliveries {
-                    sqlx::query(self.sql($crate::deliveries::sql::INSERT))
-                        .bind(&delivery.id)
-                        .bind(&delivery.destination)
-                        .bind(&delivery.audit_id)
-                        .bind(change.created_at)
-                        .bind(change.created_at)
-                        .bind(change.created_at)
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in change.deliveries.chunks($crate::deliveries::sql::CHUNK) {
+                    let statement = self.dynamic($crate::deliveries::sql::insert(chunk.len()));
+                    let mut query = sqlx::query(&statement);
+                    for delivery in chunk {
+                        query = query
+                            .bind(&delivery.id)
+                            .bind(&delivery.destination)
+                            .bind(&delivery.audit_id)
+                            .bind(change.created_at)
+                            .bind(delivery.lease_until)
+                            .bind(change.created_at)
+                            .bind(change.created_at);
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(seqs)
@@ -554,10 +556,7 @@ macro_rules! impl_store_for {
                 limit: i64,
                 excluded: &[String],
             ) -> $crate::StoreResult<Vec<$crate::ClaimedDelivery>> {
-                let mut statement = $crate::deliveries::sql::claim(excluded.len());
-                if $dialect == "postgres" {
-                    statement = $crate::sql::numbered_placeholders(&statement);
-                }
+                let statement = self.dynamic($crate::deliveries::sql::claim(excluded.len()));
                 let mut query = sqlx::query_as::<_, (i64, String, String, String, i64)>(&statement)
                     .bind(lease_until)
                     .bind(now)
@@ -591,31 +590,38 @@ macro_rules! impl_store_for {
                     return Ok(());
                 }
                 let mut tx = self.begin_write().await?;
-                for outcome in outcomes {
-                    let next_attempt_at = match outcome.next {
-                        $crate::DeliveryNext::RetryAt(at) => at,
-                        _ => outcome.at,
-                    };
-                    sqlx::query(self.sql($crate::deliveries::sql::RECORD))
-                        .bind(outcome.next.state())
-                        .bind(outcome.attempt)
-                        .bind(next_attempt_at)
-                        .bind(outcome.at)
-                        .bind(outcome.status)
-                        .bind(outcome.error.as_deref())
-                        .bind(&outcome.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query(self.sql($crate::deliveries::sql::INSERT_ATTEMPT))
-                        .bind(&outcome.id)
-                        .bind(outcome.attempt)
-                        .bind(outcome.at)
-                        .bind(outcome.status)
-                        .bind(outcome.latency_ms)
-                        .bind(outcome.error.as_deref())
-                        .bind(outcome.response_body.as_deref())
-                        .execute(&mut *tx)
-                        .await?;
+                for chunk in outcomes.chunks($crate::deliveries::sql::CHUNK) {
+                    let statement = self.dynamic($crate::deliveries::sql::record(chunk.len()));
+                    let mut query = sqlx::query(&statement);
+                    for outcome in chunk {
+                        let next_attempt_at = match outcome.next {
+                            $crate::DeliveryNext::RetryAt(at) => at,
+                            _ => outcome.at,
+                        };
+                        query = query
+                            .bind(&outcome.id)
+                            .bind(outcome.next.state())
+                            .bind(outcome.attempt)
+                            .bind(next_attempt_at)
+                            .bind(outcome.at)
+                            .bind(outcome.status)
+                            .bind(outcome.error.as_deref());
+                    }
+                    query.execute(&mut *tx).await?;
+                    let statement =
+                        self.dynamic($crate::deliveries::sql::insert_attempts(chunk.len()));
+                    let mut query = sqlx::query(&statement);
+                    for outcome in chunk {
+                        query = query
+                            .bind(&outcome.id)
+                            .bind(outcome.attempt)
+                            .bind(outcome.at)
+                            .bind(outcome.status)
+                            .bind(outcome.latency_ms)
+                            .bind(outcome.error.as_deref())
+                            .bind(outcome.response_body.as_deref());
+                    }
+                    query.execute(&mut *tx).await?;
                 }
                 tx.commit().await?;
                 Ok(())
@@ -685,26 +691,6 @@ macro_rules! impl_store_for {
                 Ok(done.rows_affected() > 0)
             }
 
-            async fn deliveries_release(&self, ids: &[String]) -> $crate::StoreResult<()> {
-                if ids.is_empty() {
-                    return Ok(());
-                }
-                let mut tx = self.begin_write().await?;
-                for chunk in ids.chunks(500) {
-                    let mut statement = $crate::deliveries::sql::release(chunk.len());
-                    if $dialect == "postgres" {
-                        statement = $crate::sql::numbered_placeholders(&statement);
-                    }
-                    let mut query = sqlx::query(&statement);
-                    for id in chunk {
-                        query = query.bind(id);
-                    }
-                    query.execute(&mut *tx).await?;
-                }
-                tx.commit().await?;
-                Ok(())
-            }
-
             async fn deliveries_pending(&self, destination: &str) -> $crate::StoreResult<i64> {
                 let (count,): (i64,) =
                     sqlx::query_as(self.sql($crate::deliveries::sql::COUNT_PENDING))
@@ -763,6 +749,16 @@ macro_rules! impl_store_for {
         }
 
         impl $store {
+            /// A statement built at run time (its size depends on the data), in this
+            /// dialect's placeholder style.
+            fn dynamic(&self, statement: String) -> String {
+                if $dialect == "postgres" {
+                    $crate::sql::numbered_placeholders(&statement)
+                } else {
+                    statement
+                }
+            }
+
             async fn insert_aliases(
                 &self,
                 tx: &mut sqlx::Transaction<'static, $db>,

@@ -194,6 +194,7 @@ fn delivery(id: &str, destination: &str, audit_id: &str) -> flagstaff_store::New
         id: id.into(),
         destination: destination.into(),
         audit_id: audit_id.into(),
+        lease_until: 0,
     }
 }
 
@@ -256,26 +257,13 @@ async fn deliveries_commit_with_the_change_and_are_leased_once() {
             claimed.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
             vec!["d1", "d2"]
         );
-        // Leased: nobody else gets them until the lease ends, or until
-        // they are released.
+        // Leased: nobody else gets them until the lease ends.
         assert!(
             store
                 .deliveries_claim(50, 150, 10, &[])
                 .await
                 .unwrap()
                 .is_empty()
-        );
-        store
-            .deliveries_release(&["d1".to_string(), "d2".to_string()])
-            .await
-            .unwrap();
-        assert_eq!(
-            store
-                .deliveries_claim(10, 100, 10, &[])
-                .await
-                .unwrap()
-                .len(),
-            2
         );
         // An expired lease makes them claimable again (a worker died), but excluded
         // destinations are skipped.
@@ -347,6 +335,104 @@ async fn deliveries_commit_with_the_change_and_are_leased_once() {
         let attempts = store.delivery_attempts("d1").await.unwrap();
         assert_eq!(attempts.len(), 1);
         assert_eq!(attempts[0].error.as_deref(), Some("HTTP 500"));
+        cleanup(pg).await;
+    }
+}
+
+#[tokio::test]
+async fn deliveries_leased_at_commit_wait_for_their_lease_and_batches_record_in_one_go() {
+    use flagstaff_store::{DeliveryNext, DeliveryOutcome};
+    for (store, pg, _dir) in stores().await {
+        // More rows than one statement takes, to cover the chunking.
+        let count = 1_203;
+        let deliveries: Vec<_> = (0..count)
+            .map(|i| flagstaff_store::NewDelivery {
+                lease_until: if i % 2 == 0 { 500 } else { 0 },
+                ..delivery(&format!("d{i:04}"), "webhook/w", "a1")
+            })
+            .collect();
+        store
+            .commit(ChangeSet {
+                audit: vec![audit("a1", 10, "x")],
+                deliveries,
+                created_at: 10,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        // The committing node holds the even rows until their lease ends; the odd ones are
+        // due for anyone at once. Once every lease has ended, all are due again.
+        let due = store.deliveries_claim(10, 100, 2_000, &[]).await.unwrap();
+        assert_eq!(due.len(), count / 2);
+        assert!(
+            due.iter()
+                .all(|d| d.id[1..].parse::<usize>().unwrap() % 2 == 1)
+        );
+        assert!(
+            store
+                .deliveries_claim(99, 600, 2_000, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .deliveries_claim(500, 600, 2_000, &[])
+                .await
+                .unwrap()
+                .len(),
+            count
+        );
+
+        let outcomes: Vec<DeliveryOutcome> = (0..count)
+            .map(|i| DeliveryOutcome {
+                id: format!("d{i:04}"),
+                attempt: 1,
+                at: 700 + i as i64,
+                status: if i % 3 == 0 { None } else { Some(200) },
+                latency_ms: 1,
+                error: (i % 3 == 0).then(|| format!("refused {i}")),
+                response_body: None,
+                next: if i % 3 == 0 {
+                    DeliveryNext::RetryAt(5_000 + i as i64)
+                } else {
+                    DeliveryNext::Delivered
+                },
+            })
+            .collect();
+        store.deliveries_record(&outcomes).await.unwrap();
+        let retried = store.delivery_get("d1200").await.unwrap().unwrap();
+        assert_eq!(
+            (
+                retried.state.as_str(),
+                retried.attempts,
+                retried.next_attempt_at,
+                retried.updated_at,
+                retried.last_status,
+                retried.last_error.as_deref()
+            ),
+            ("pending", 1, 6_200, 1_900, None, Some("refused 1200"))
+        );
+        let delivered = store.delivery_get("d0601").await.unwrap().unwrap();
+        assert_eq!(
+            (delivered.state.as_str(), delivered.last_status),
+            ("delivered", Some(200))
+        );
+        let attempts = store.delivery_attempts("d0601").await.unwrap();
+        assert_eq!(attempts.len(), 1);
+        assert_eq!((attempts[0].at, attempts[0].status), (1_301, Some(200)));
+        assert_eq!(
+            store.deliveries_pending("webhook/w").await.unwrap(),
+            (count as i64 + 2) / 3
+        );
+        // The leases ended with the record: the retries are due at their own time.
+        assert!(
+            store
+                .deliveries_claim(4_999, 9_000, 2_000, &[])
+                .await
+                .unwrap()
+                .is_empty()
+        );
         cleanup(pg).await;
     }
 }

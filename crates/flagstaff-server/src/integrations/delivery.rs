@@ -1,24 +1,36 @@
-//! Delivery workers: claim due deliveries, build each request from the audit entry and the
-//! destination's current configuration, send it through the outbound-safe client, record the
-//! attempt, retry with backoff, and turn off a destination that keeps failing.
+//! Delivery workers: take deliveries handed over in memory by the commit that created them,
+//! or claimed from the database (retries, expired leases, overflow), build each request from
+//! the audit entry and the destination's configuration, send it through the outbound-safe
+//! client, record the attempt, retry with backoff, and turn off a destination that keeps
+//! failing.
 //!
 //! At-least-once: a delivery is marked delivered only after the partner answered 2xx; a crash
 //! in between leaves it leased, and the lease expiring makes it due again. Every request
 //! carries `X-Flagstaff-Delivery: <id>` so receivers can drop the duplicates this allows.
+//!
+//! The fast path: `Services::commit` writes a change's deliveries already leased to this node
+//! ([`Handoff::admit`]) and, once committed, passes them with the audit entry to the
+//! dispatcher ([`Admitted::deliver`]), so a delivery costs no claim and no re-read. The
+//! dispatcher keeps a queue per destination, runs at most `per_destination_concurrency`
+//! requests per destination and `total_concurrency` in all, and sends nothing whose lease is
+//! running out (the database claim takes those over). Outcomes are recorded in batches.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use flagstaff_manifest::preview::{Preview, PreviewInput, Target, preview, sign_body};
 use flagstaff_model::audit::AuditEntry;
 use flagstaff_outbound::{OutboundError, OutboundRequest};
 use flagstaff_store::{
-    ClaimedDelivery, DeliveryNext, DeliveryOutcome, EntityKind, EntityRef, Store,
+    ClaimedDelivery, DeliveryNext, DeliveryOutcome, EntityKind, EntityRef, NewDelivery, Store,
+    StoreResult,
 };
 use serde_json::{Map, Value};
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
+use super::destinations::Opened;
 use super::{Integrations, SubscriptionDoc, WebhookDoc};
 use crate::services::{Services, wall_millis};
 
@@ -41,16 +53,164 @@ pub enum NotSent {
     Retry(String),
 }
 
+/// An audit entry on its way to destinations. Every webhook receives the same body, so it is
+/// rendered once per entry, not once per webhook.
+pub struct PreparedEntry {
+    pub entry: AuditEntry,
+    webhook_body: OnceLock<Vec<u8>>,
+}
+
+impl PreparedEntry {
+    pub fn new(entry: AuditEntry) -> Self {
+        Self {
+            entry,
+            webhook_body: OnceLock::new(),
+        }
+    }
+
+    fn webhook_body(&self) -> &[u8] {
+        self.webhook_body.get_or_init(|| {
+            serde_json::to_vec(&crate::render::audit_entry(&self.entry, true)).unwrap_or_default()
+        })
+    }
+}
+
+/// A delivery this node holds a lease on, waiting for or in its attempt.
+struct Job {
+    delivery: ClaimedDelivery,
+    lease_until: i64,
+    /// Handed over by the commit (with its entry); `None` for claimed rows.
+    entry: Option<Arc<PreparedEntry>>,
+}
+
+/// The commit side of the in-memory hand-off. At most `per_destination` handed-over
+/// deliveries per destination are held in memory; beyond that a change's deliveries are
+/// written unleased and go through the database claim, so a slow partner cannot make this
+/// node hoard leases it will not get to in time.
+pub struct Handoff {
+    sender: mpsc::UnboundedSender<Vec<Job>>,
+    held: Mutex<HashMap<String, usize>>,
+    per_destination: usize,
+    lease: Duration,
+}
+
+/// Deliveries leased to this node for a change that is being committed. Dropped without
+/// [`Admitted::deliver`] (the commit failed, or was cancelled), they stop counting against
+/// the destinations' room; rows that did commit are then claimed once their lease ends.
+pub struct Admitted<'a> {
+    handoff: &'a Handoff,
+    deliveries: Vec<NewDelivery>,
+}
+
+impl Handoff {
+    /// Leases to this node (sets `lease_until`) those deliveries whose destination has room
+    /// in memory; the others stay due for the database claim.
+    pub fn admit(&self, deliveries: &mut [NewDelivery]) -> Admitted<'_> {
+        let lease_until = wall_millis() + self.lease.as_millis() as i64;
+        let mut admitted = Vec::new();
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for delivery in deliveries.iter_mut() {
+            let count = held.entry(delivery.destination.clone()).or_default();
+            if *count < self.per_destination {
+                *count += 1;
+                delivery.lease_until = lease_until;
+                admitted.push(delivery.clone());
+            }
+        }
+        Admitted {
+            handoff: self,
+            deliveries: admitted,
+        }
+    }
+
+    fn release(&self, destinations: impl IntoIterator<Item = impl AsRef<str>>) {
+        let mut held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        for destination in destinations {
+            if let Some(count) = held.get_mut(destination.as_ref()) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    held.remove(destination.as_ref());
+                }
+            }
+        }
+    }
+}
+
+impl Admitted<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.deliveries.is_empty()
+    }
+
+    /// The change committed: its leased deliveries go to the worker with the entry.
+    pub fn deliver(mut self, entry: AuditEntry) {
+        let deliveries = std::mem::take(&mut self.deliveries);
+        if deliveries.is_empty() {
+            return;
+        }
+        let entry = Arc::new(PreparedEntry::new(entry));
+        let jobs: Vec<Job> = deliveries
+            .into_iter()
+            .map(|d| Job {
+                lease_until: d.lease_until,
+                delivery: ClaimedDelivery {
+                    seq: 0,
+                    id: d.id,
+                    destination: d.destination,
+                    audit_id: d.audit_id,
+                    attempts: 0,
+                },
+                entry: Some(entry.clone()),
+            })
+            .collect();
+        if let Err(unsent) = self.handoff.sender.send(jobs) {
+            // The worker is gone (shutting down): the leases expire and a claim takes them.
+            self.handoff
+                .release(unsent.0.iter().map(|j| j.delivery.destination.as_str()));
+        }
+    }
+}
+
+impl Drop for Admitted<'_> {
+    fn drop(&mut self) {
+        if !self.deliveries.is_empty() {
+            self.handoff
+                .release(self.deliveries.iter().map(|d| d.destination.as_str()));
+        }
+    }
+}
+
 pub struct Worker {
     store: Arc<dyn Store>,
     services: Arc<Services>,
     integrations: Arc<Integrations>,
+    entries: EntryCache,
 }
 
 struct Result_ {
     outcome: DeliveryOutcome,
     destination: String,
     success: bool,
+}
+
+/// An attempt ended (whatever its outcome): its destination has a free slot.
+struct Finished {
+    destination: String,
+    handed_off: bool,
+}
+
+#[derive(Default)]
+struct DestinationQueue {
+    in_flight: usize,
+    waiting: VecDeque<Job>,
+}
+
+/// The dispatcher's view of what this node holds: one task owns it, so no locks.
+#[derive(Default)]
+struct Dispatch {
+    destinations: HashMap<String, DestinationQueue>,
+    in_flight: usize,
+    /// Waiting jobs that came from the claim, which bounds how much more it may take.
+    claimed_waiting: usize,
 }
 
 impl Worker {
@@ -63,26 +223,45 @@ impl Worker {
             store,
             services,
             integrations,
+            entries: EntryCache::default(),
         }
     }
 
-    /// Runs the claim loop and the recorder until the runtime stops.
+    /// Opens the in-memory hand-off and runs the dispatcher and the recorder until the
+    /// runtime stops.
     pub fn spawn(self) {
         let worker = Arc::new(self);
+        let settings = &worker.integrations.settings;
+        let (sender, handed) = mpsc::unbounded_channel();
+        let handoff = Handoff {
+            sender,
+            held: Mutex::default(),
+            // Enough to keep a destination busy for a while, few enough to be sent well
+            // within the lease by a partner that answers at all promptly.
+            per_destination: settings.per_destination_concurrency * 32,
+            lease: settings.lease,
+        };
+        if worker.integrations.handoff.set(handoff).is_err() {
+            tracing::warn!("delivery workers started twice; the second is idle");
+            return;
+        }
         let (results, receiver) = mpsc::channel::<Result_>(4096);
-        let inflight: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        tokio::spawn(worker.clone().record_results(receiver, inflight.clone()));
-        tokio::spawn(worker.claim_loop(results, inflight));
+        tokio::spawn(worker.clone().record_results(receiver));
+        tokio::spawn(worker.dispatch(handed, results));
     }
 
-    async fn claim_loop(
+    async fn dispatch(
         self: Arc<Self>,
+        mut handed: mpsc::UnboundedReceiver<Vec<Job>>,
         results: mpsc::Sender<Result_>,
-        inflight: Arc<Mutex<HashMap<String, usize>>>,
     ) {
         let settings = &self.integrations.settings;
-        let global = Arc::new(Semaphore::new(settings.total_concurrency));
-        let mut last_reload = std::time::Instant::now();
+        let (finished_tx, mut finished) = mpsc::unbounded_channel::<Finished>();
+        let mut state = Dispatch::default();
+        let mut claiming: Option<JoinHandle<StoreResult<Vec<ClaimedDelivery>>>> = None;
+        let mut claim_due = true;
+        let mut next_poll = tokio::time::Instant::now() + settings.poll_interval;
+        let mut last_reload = Instant::now();
         loop {
             if last_reload.elapsed() > Duration::from_secs(5) {
                 // Other nodes may have changed destinations.
@@ -90,94 +269,142 @@ impl Worker {
                     .destinations
                     .reload(self.store.as_ref(), &self.integrations.catalogue)
                     .await;
-                last_reload = std::time::Instant::now();
+                last_reload = Instant::now();
             }
-            let free = global.available_permits();
-            if free == 0 {
-                let _ = global.clone().acquire_owned().await.map(drop);
-                continue;
+            if claim_due && claiming.is_none() {
+                claim_due = false;
+                claiming = self.start_claim(&state);
+                next_poll = tokio::time::Instant::now() + settings.poll_interval;
             }
-            let excluded: Vec<String> = {
-                let inflight = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                inflight
-                    .iter()
-                    .filter(|(_, n)| **n >= settings.per_destination_concurrency)
-                    .map(|(d, _)| d.clone())
-                    .collect()
-            };
-            let now = wall_millis();
-            let lease_until = now + settings.lease.as_millis() as i64;
-            let limit = settings.claim_batch.min(free as i64);
-            let claimed = match self
-                .store
-                .deliveries_claim(now, lease_until, limit, &excluded)
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    tracing::warn!("claiming deliveries failed: {e}");
-                    tokio::time::sleep(settings.poll_interval).await;
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
-                tokio::select! {
-                    _ = self.integrations.wake.notified() => {}
-                    _ = tokio::time::sleep(settings.poll_interval) => {}
-                }
-                continue;
-            }
-            let mut surplus = Vec::new();
-            for delivery in claimed {
-                let permitted = {
-                    let mut inflight = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                    let count = inflight.entry(delivery.destination.clone()).or_default();
-                    if *count >= settings.per_destination_concurrency {
-                        false
-                    } else {
-                        *count += 1;
-                        true
+            self.pump(&mut state, &finished_tx, &results);
+            tokio::select! {
+                jobs = handed.recv() => match jobs {
+                    Some(jobs) => state.enqueue(jobs, false),
+                    None => return,
+                },
+                Some(done) = finished.recv() => state.finish(&self.integrations, done),
+                claimed = async { claiming.as_mut().expect("guarded").await }, if claiming.is_some() => {
+                    claiming = None;
+                    match claimed {
+                        Ok(Ok(claimed)) => {
+                            // A full batch: more may be due right away.
+                            claim_due = claimed.len() as i64 >= settings.claim_batch;
+                            let lease_until = wall_millis() + settings.lease.as_millis() as i64;
+                            state.enqueue(
+                                claimed.into_iter().map(|delivery| Job {
+                                    delivery,
+                                    lease_until,
+                                    entry: None,
+                                }),
+                                true,
+                            );
+                        }
+                        Ok(Err(e)) => tracing::warn!("claiming deliveries failed: {e}"),
+                        Err(e) => tracing::warn!("the delivery claim task failed: {e}"),
                     }
-                };
-                if !permitted {
-                    surplus.push(delivery.id);
-                    continue;
                 }
-                let Ok(permit) = global.clone().acquire_owned().await else {
-                    return;
-                };
-                let worker = self.clone();
-                let results = results.clone();
-                tokio::spawn(async move {
-                    let result = worker.attempt(&delivery).await;
-                    drop(permit);
-                    let _ = results.send(result).await;
-                });
+                _ = self.integrations.wake.notified() => claim_due = true,
+                _ = tokio::time::sleep_until(next_poll) => claim_due = true,
             }
-            if !surplus.is_empty() {
-                // Over the destination's concurrency: hand the leases back at once rather than
-                // holding them while earlier requests to a slow partner finish.
-                if let Err(e) = self.store.deliveries_release(&surplus).await {
-                    tracing::warn!("releasing surplus deliveries failed: {e}");
-                }
+            // Take everything else that is ready before the next pump.
+            while let Ok(done) = finished.try_recv() {
+                state.finish(&self.integrations, done);
+            }
+            while let Ok(jobs) = handed.try_recv() {
+                state.enqueue(jobs, false);
             }
         }
     }
 
-    async fn record_results(
-        self: Arc<Self>,
-        mut receiver: mpsc::Receiver<Result_>,
-        inflight: Arc<Mutex<HashMap<String, usize>>>,
+    /// Claims due rows for the slots left over by what this node already holds, skipping
+    /// destinations that are full; runs beside the dispatcher so a slow statement does not
+    /// hold up hand-offs.
+    fn start_claim(
+        self: &Arc<Self>,
+        state: &Dispatch,
+    ) -> Option<JoinHandle<StoreResult<Vec<ClaimedDelivery>>>> {
+        let settings = &self.integrations.settings;
+        let free = settings
+            .total_concurrency
+            .saturating_sub(state.in_flight + state.claimed_waiting);
+        let limit = settings.claim_batch.min(free as i64);
+        if limit <= 0 {
+            return None;
+        }
+        let excluded: Vec<String> = state
+            .destinations
+            .iter()
+            .filter(|(_, q)| q.in_flight + q.waiting.len() >= settings.per_destination_concurrency)
+            .map(|(d, _)| d.clone())
+            .collect();
+        let store = self.store.clone();
+        let now = wall_millis();
+        let lease_until = now + settings.lease.as_millis() as i64;
+        Some(tokio::spawn(async move {
+            store
+                .deliveries_claim(now, lease_until, limit, &excluded)
+                .await
+        }))
+    }
+
+    /// Starts every waiting job that has a slot, oldest first per destination.
+    fn pump(
+        self: &Arc<Self>,
+        state: &mut Dispatch,
+        finished: &mpsc::UnboundedSender<Finished>,
+        results: &mpsc::Sender<Result_>,
     ) {
-        let threshold = self.integrations.settings.disable_after_failures;
-        while let Some(first) = receiver.recv().await {
-            let mut batch = vec![first];
-            while batch.len() < 512 {
-                match receiver.try_recv() {
-                    Ok(result) => batch.push(result),
-                    Err(_) => break,
+        let settings = &self.integrations.settings;
+        // A job is started only with at least half its lease left, so its attempt (bounded
+        // by the client's timeouts) normally ends before a claim could take the row again.
+        let margin = settings.lease.as_millis() as i64 / 2;
+        let now = wall_millis();
+        let mut expired: Vec<String> = Vec::new();
+        for (destination, queue) in state.destinations.iter_mut() {
+            while queue.in_flight < settings.per_destination_concurrency
+                && state.in_flight < settings.total_concurrency
+            {
+                let Some(job) = queue.waiting.pop_front() else {
+                    break;
+                };
+                if job.entry.is_none() {
+                    state.claimed_waiting -= 1;
                 }
+                if job.lease_until - margin <= now {
+                    // The database claim takes it over when the lease ends.
+                    if job.entry.is_some() {
+                        expired.push(destination.clone());
+                    }
+                    continue;
+                }
+                queue.in_flight += 1;
+                state.in_flight += 1;
+                let worker = self.clone();
+                let finished = finished.clone();
+                let results = results.clone();
+                tokio::spawn(async move {
+                    let handed_off = job.entry.is_some();
+                    let result = worker.attempt(&job).await;
+                    let _ = finished.send(Finished {
+                        destination: job.delivery.destination,
+                        handed_off,
+                    });
+                    let _ = results.send(result).await;
+                });
             }
+        }
+        if let Some(handoff) = self.integrations.handoff.get() {
+            handoff.release(&expired);
+        }
+        state
+            .destinations
+            .retain(|_, q| q.in_flight > 0 || !q.waiting.is_empty());
+    }
+
+    async fn record_results(self: Arc<Self>, mut receiver: mpsc::Receiver<Result_>) {
+        let threshold = self.integrations.settings.disable_after_failures;
+        let mut batch = Vec::new();
+        while receiver.recv_many(&mut batch, 512).await > 0 {
             let outcomes: Vec<DeliveryOutcome> = batch.iter().map(|r| r.outcome.clone()).collect();
             let mut tries = 0;
             while let Err(e) = self.store.deliveries_record(&outcomes).await {
@@ -190,21 +417,14 @@ impl Worker {
                 tokio::time::sleep(Duration::from_millis(100 * tries)).await;
             }
             let mut to_disable = Vec::new();
-            {
-                let mut inflight = inflight.lock().unwrap_or_else(|p| p.into_inner());
-                for result in &batch {
-                    if let Some(count) = inflight.get_mut(&result.destination) {
-                        *count = count.saturating_sub(1);
-                    }
-                    let failures = self
-                        .integrations
-                        .destinations
-                        .record(&result.destination, result.success);
-                    if threshold > 0 && failures == threshold {
-                        to_disable.push(result.destination.clone());
-                    }
+            for result in batch.drain(..) {
+                let failures = self
+                    .integrations
+                    .destinations
+                    .record(&result.destination, result.success);
+                if threshold > 0 && failures == threshold {
+                    to_disable.push(result.destination);
                 }
-                inflight.retain(|_, n| *n > 0);
             }
             for destination in to_disable {
                 let reason = format!("turned off after {threshold} consecutive failed deliveries");
@@ -216,12 +436,12 @@ impl Worker {
                     tracing::warn!("could not turn off {destination}: {e}");
                 }
             }
-            self.integrations.wake.notify_one();
         }
     }
 
     /// One attempt at one delivery.
-    async fn attempt(&self, delivery: &ClaimedDelivery) -> Result_ {
+    async fn attempt(&self, job: &Job) -> Result_ {
+        let delivery = &job.delivery;
         let attempt = delivery.attempts + 1;
         let settings = &self.integrations.settings;
         let started = wall_millis();
@@ -242,7 +462,7 @@ impl Worker {
                 DeliveryNext::RetryAt(wall_millis() + backoff(settings, attempt).as_millis() as i64)
             }
         };
-        let prepared = match self.prepare(delivery).await {
+        let prepared = match self.prepare(job).await {
             Ok(prepared) => prepared,
             Err(NotSent::Skipped(reason)) => {
                 outcome.error = Some(format!("not sent: {reason}"));
@@ -315,8 +535,84 @@ impl Worker {
         }
     }
 
-    async fn prepare(&self, delivery: &ClaimedDelivery) -> Result<Prepared, NotSent> {
-        let entry = match self.store.audit_get(&delivery.audit_id).await {
+    async fn prepare(&self, job: &Job) -> Result<Prepared, NotSent> {
+        let entry = match &job.entry {
+            Some(entry) => entry.clone(),
+            None => {
+                self.entries
+                    .get(&self.store, &job.delivery.audit_id)
+                    .await?
+            }
+        };
+        let mut prepared = prepare_request(
+            &self.store,
+            &self.integrations,
+            &job.delivery.destination,
+            &entry,
+        )
+        .await?;
+        prepared
+            .request
+            .headers
+            .push((DELIVERY_HEADER.to_string(), job.delivery.id.clone()));
+        Ok(prepared)
+    }
+}
+
+impl Dispatch {
+    fn enqueue(&mut self, jobs: impl IntoIterator<Item = Job>, claimed: bool) {
+        for job in jobs {
+            if claimed {
+                self.claimed_waiting += 1;
+            }
+            self.destinations
+                .entry(job.delivery.destination.clone())
+                .or_default()
+                .waiting
+                .push_back(job);
+        }
+    }
+
+    fn finish(&mut self, integrations: &Integrations, done: Finished) {
+        self.in_flight -= 1;
+        if let Some(queue) = self.destinations.get_mut(&done.destination) {
+            queue.in_flight -= 1;
+        }
+        if done.handed_off
+            && let Some(handoff) = integrations.handoff.get()
+        {
+            handoff.release([done.destination]);
+        }
+    }
+}
+
+/// Audit entries read for claimed deliveries (retries, overflow): one change usually has
+/// several due at about the same time, so each is read and rendered once, not once per
+/// destination. Bounded and short-lived; entries never change.
+#[derive(Default)]
+struct EntryCache {
+    entries: Mutex<HashMap<String, (Instant, Arc<PreparedEntry>)>>,
+}
+
+impl EntryCache {
+    const TTL: Duration = Duration::from_secs(10);
+    const MAX: usize = 1024;
+
+    async fn get(
+        &self,
+        store: &Arc<dyn Store>,
+        audit_id: &str,
+    ) -> Result<Arc<PreparedEntry>, NotSent> {
+        if let Some((at, entry)) = self
+            .entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(audit_id)
+            && at.elapsed() < Self::TTL
+        {
+            return Ok(entry.clone());
+        }
+        let entry = match store.audit_get(audit_id).await {
             Ok(Some(doc)) => serde_json::from_str::<AuditEntry>(&doc)
                 .map_err(|e| NotSent::Permanent(format!("corrupt audit entry: {e}")))?,
             Ok(None) => {
@@ -330,33 +626,17 @@ impl Worker {
                 )));
             }
         };
-        prepare_request(
-            &self.store,
-            &self.integrations,
-            &delivery.destination,
-            &entry,
-        )
-        .await
-        .map(|mut prepared| {
-            prepared
-                .request
-                .headers
-                .push((DELIVERY_HEADER.to_string(), delivery.id.clone()));
-            prepared
-        })
+        let entry = Arc::new(PreparedEntry::new(entry));
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= Self::MAX {
+            entries.retain(|_, (at, _)| at.elapsed() < Self::TTL);
+            if entries.len() >= Self::MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(audit_id.to_string(), (Instant::now(), entry.clone()));
+        Ok(entry)
     }
-}
-
-/// Exponential backoff with ±50% jitter, so a partner coming back is not hit by every
-/// retry at the same instant.
-pub fn backoff(settings: &super::DeliverySettings, attempt: i64) -> Duration {
-    let exponent = (attempt - 1).clamp(0, 20) as u32;
-    let base = settings
-        .base_backoff
-        .saturating_mul(2u32.saturating_pow(exponent))
-        .min(settings.max_backoff);
-    let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
-    base.mul_f64(jitter)
 }
 
 /// Builds the request a destination receives for an audit entry.
@@ -364,32 +644,17 @@ pub async fn prepare_request(
     store: &Arc<dyn Store>,
     integrations: &Integrations,
     destination: &str,
-    entry: &AuditEntry,
+    entry: &PreparedEntry,
 ) -> Result<Prepared, NotSent> {
-    let parts: Vec<&str> = destination.splitn(3, '/').collect();
-    match parts.as_slice() {
-        ["webhook", id] => {
-            let doc: WebhookDoc = load(store, EntityRef::new(EntityKind::Webhook, "", *id))
-                .await
-                .ok_or_else(|| NotSent::Permanent("the webhook was deleted".into()))?;
-            if !doc.on {
-                return Err(NotSent::Permanent("the webhook is turned off".into()));
-            }
-            let body =
-                serde_json::to_vec(&crate::render::audit_entry(entry, true)).unwrap_or_default();
-            let mut request = OutboundRequest::new("POST", doc.url.clone())
+    match open_destination(store, integrations, destination)
+        .await?
+        .as_ref()
+    {
+        Opened::Webhook { url, secret } => {
+            let body = entry.webhook_body().to_vec();
+            let mut request = OutboundRequest::new("POST", url.clone())
                 .header("Content-Type", "application/json");
-            if doc.sign
-                && let Some(sealed) = &doc.secret
-            {
-                let secret = integrations
-                    .secrets
-                    .open_for(webhook_secret_aad(&doc.id).as_bytes(), sealed)
-                    .map_err(|_| {
-                        NotSent::Permanent(
-                            "the webhook secret cannot be decrypted with this server's key".into(),
-                        )
-                    })?;
+            if let Some(secret) = secret {
                 request = request.header("X-LD-Signature", sign_body(secret.as_bytes(), &body));
             }
             Ok(Prepared {
@@ -397,35 +662,21 @@ pub async fn prepare_request(
                 keep_error_body: false,
             })
         }
-        ["integration", key, id] => {
-            let doc: SubscriptionDoc = load(
-                store,
-                EntityRef::new(EntityKind::IntegrationConfig, *key, *id),
+        Opened::Subscription {
+            integration,
+            form_values,
+        } => {
+            let event = super::event::event_context(
+                store.as_ref(),
+                &entry.entry,
+                &integrations.settings.base_url,
             )
-            .await
-            .ok_or_else(|| {
-                NotSent::Permanent("the integration configuration was deleted".into())
-            })?;
-            if !doc.on {
-                return Err(NotSent::Permanent(
-                    "the integration configuration is turned off".into(),
-                ));
-            }
-            let catalogue = integrations.catalogue.current();
-            let integration = catalogue.get(key).ok_or_else(|| {
-                NotSent::Permanent(format!(
-                    "integration `{key}` is not in the loaded catalogue"
-                ))
-            })?;
-            let form_values = open_config(integrations, integration, &doc)?;
-            let event =
-                super::event::event_context(store.as_ref(), entry, &integrations.settings.base_url)
-                    .await;
-            let standard = crate::render::audit_entry(entry, true);
+            .await;
+            let standard = crate::render::audit_entry(&entry.entry, true);
             let oauth =
                 super::oauth_client::template_oauth(store, integrations, integration).await?;
             let input = PreviewInput {
-                form_values,
+                form_values: form_values.clone(),
                 oauth,
                 compat: flagstaff_template::Compat::Go,
                 standard_payload: Some(standard),
@@ -459,10 +710,101 @@ pub async fn prepare_request(
                 Err(error) => Err(NotSent::Permanent(error.to_string())),
             }
         }
-        _ => Err(NotSent::Permanent(format!(
-            "unknown destination `{destination}`"
-        ))),
     }
+}
+
+/// The destination's configuration with its secrets opened: from the routing table's cache,
+/// or read, checked and opened once, then kept until the destinations next change.
+async fn open_destination(
+    store: &Arc<dyn Store>,
+    integrations: &Integrations,
+    destination: &str,
+) -> Result<Arc<Opened>, NotSent> {
+    let (generation, cached) = integrations.destinations.opened(destination);
+    if let Some(opened) = cached {
+        return Ok(opened);
+    }
+    let parts: Vec<&str> = destination.splitn(3, '/').collect();
+    let opened = match parts.as_slice() {
+        ["webhook", id] => {
+            let doc: WebhookDoc = load(store, EntityRef::new(EntityKind::Webhook, "", *id))
+                .await
+                .ok_or_else(|| NotSent::Permanent("the webhook was deleted".into()))?;
+            if !doc.on {
+                return Err(NotSent::Permanent("the webhook is turned off".into()));
+            }
+            let secret = match (&doc.secret, doc.sign) {
+                (Some(sealed), true) => Some(
+                    integrations
+                        .secrets
+                        .open_for(webhook_secret_aad(&doc.id).as_bytes(), sealed)
+                        .map_err(|_| {
+                            NotSent::Permanent(
+                                "the webhook secret cannot be decrypted with this server's key"
+                                    .into(),
+                            )
+                        })?,
+                ),
+                _ => None,
+            };
+            Opened::Webhook {
+                url: doc.url,
+                secret,
+            }
+        }
+        ["integration", key, id] => {
+            let doc: SubscriptionDoc = load(
+                store,
+                EntityRef::new(EntityKind::IntegrationConfig, *key, *id),
+            )
+            .await
+            .ok_or_else(|| {
+                NotSent::Permanent("the integration configuration was deleted".into())
+            })?;
+            if !doc.on {
+                return Err(NotSent::Permanent(
+                    "the integration configuration is turned off".into(),
+                ));
+            }
+            let integration = integrations
+                .catalogue
+                .current()
+                .get(key)
+                .cloned()
+                .ok_or_else(|| {
+                    NotSent::Permanent(format!(
+                        "integration `{key}` is not in the loaded catalogue"
+                    ))
+                })?;
+            let form_values = open_config(integrations, &integration, &doc)?;
+            Opened::Subscription {
+                integration,
+                form_values,
+            }
+        }
+        _ => {
+            return Err(NotSent::Permanent(format!(
+                "unknown destination `{destination}`"
+            )));
+        }
+    };
+    let opened = Arc::new(opened);
+    integrations
+        .destinations
+        .keep_opened(generation, destination, opened.clone());
+    Ok(opened)
+}
+
+/// Exponential backoff with ±50% jitter, so a partner coming back is not hit by every
+/// retry at the same instant.
+pub fn backoff(settings: &super::DeliverySettings, attempt: i64) -> Duration {
+    let exponent = (attempt - 1).clamp(0, 20) as u32;
+    let base = settings
+        .base_backoff
+        .saturating_mul(2u32.saturating_pow(exponent))
+        .min(settings.max_backoff);
+    let jitter = 0.5 + (uuid::Uuid::new_v4().as_u128() % 1000) as f64 / 1000.0;
+    base.mul_f64(jitter)
 }
 
 /// Associated data binding a sealed webhook secret to its webhook.

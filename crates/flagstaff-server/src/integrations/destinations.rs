@@ -4,14 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
-use flagstaff_manifest::LiveCatalogue;
+use flagstaff_manifest::{Integration, LiveCatalogue};
 #[cfg(test)]
 use flagstaff_policy::Resource;
 use flagstaff_policy::{Authorizer, CompiledPolicy};
 use flagstaff_store::{EntityKind, NewDelivery, Store};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 
 use super::{SubscriptionDoc, WebhookDoc};
@@ -70,12 +70,36 @@ pub fn compile_filter(statements: Option<&Value>) -> Option<Arc<CompiledPolicy>>
     Some(Arc::new(compiled))
 }
 
+/// What sending to an enabled destination needs, secrets opened. No `Debug`: it holds them.
+pub enum Opened {
+    Webhook {
+        url: String,
+        /// The signing secret, when the webhook signs.
+        secret: Option<String>,
+    },
+    Subscription {
+        integration: Arc<Integration>,
+        /// Form values with secret ones decrypted.
+        form_values: Map<String, Value>,
+    },
+}
+
+/// Opened destinations, dropped whenever the routes change (an edit, delete or disable on
+/// this node, the periodic reload for the others). `generation` counts those drops, so a
+/// document read before one is not kept after it.
+#[derive(Default)]
+struct OpenedCache {
+    generation: u64,
+    opened: HashMap<String, Arc<Opened>>,
+}
+
 #[derive(Default)]
 pub struct Destinations {
     routes: RwLock<Arc<Vec<Route>>>,
     loaded: OnceCell<()>,
     /// Consecutive failed attempts per destination (reset by a success).
     failures: RwLock<HashMap<String, Arc<AtomicU32>>>,
+    opened: Mutex<OpenedCache>,
 }
 
 impl Destinations {
@@ -147,6 +171,27 @@ impl Destinations {
             .routes
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(routes);
+        self.forget_opened();
+    }
+
+    /// The opened destination if cached, and the generation to keep a fresh one under.
+    pub fn opened(&self, destination: &str) -> (u64, Option<Arc<Opened>>) {
+        let cache = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        (cache.generation, cache.opened.get(destination).cloned())
+    }
+
+    /// Keeps an opened destination, unless the destinations changed since `generation`.
+    pub fn keep_opened(&self, generation: u64, destination: &str, opened: Arc<Opened>) {
+        let mut cache = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.generation == generation {
+            cache.opened.insert(destination.to_string(), opened);
+        }
+    }
+
+    fn forget_opened(&self) {
+        let mut cache = self.opened.lock().unwrap_or_else(|p| p.into_inner());
+        cache.generation += 1;
+        cache.opened.clear();
     }
 
     /// Stops routing to a destination at once, before the change that turns it off commits,
@@ -167,6 +212,8 @@ impl Destinations {
             })
             .collect();
         *guard = Arc::new(routes);
+        drop(guard);
+        self.forget_opened();
     }
 
     /// One delivery per enabled destination whose filter matches the change.
@@ -180,9 +227,12 @@ impl Destinations {
             .iter()
             .filter(|r| r.on && r.matches(accesses))
             .map(|r| NewDelivery {
-                id: uuid::Uuid::new_v4().to_string(),
+                // Time-ordered, so new rows land at the end of the `id` indexes (deliveries
+                // and attempts) rather than on random pages of them.
+                id: uuid::Uuid::now_v7().to_string(),
                 destination: r.destination.clone(),
                 audit_id: audit_id.to_string(),
+                lease_until: 0,
             })
             .collect()
     }

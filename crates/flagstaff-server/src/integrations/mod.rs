@@ -3,8 +3,9 @@
 //!
 //! ```text
 //! Services::commit ─► Destinations::route (policy filter) ─► deliveries rows, same transaction
-//!                                                                  │
-//!             delivery::Worker ◄─ claim (lease) ◄──────────────────┘
+//!        │                                  (leased to this node while it has room for them)
+//!        └─ after commit: leased rows + audit entry, in memory ─► delivery::Worker
+//!                            unleased rows, retries, expired leases ─► claim (lease) ─┘
 //!                 └─► render (flagstaff_manifest::preview, the same code as the CLI)
 //!                 └─► SafeClient (no private addresses, no redirects) ─► partner
 //!                 └─► record attempt; retry with backoff; auto-disable after N failures
@@ -107,10 +108,12 @@ pub struct Integrations {
     pub outbound: Arc<SafeClient>,
     pub destinations: Arc<Destinations>,
     pub settings: DeliverySettings,
-    /// Woken after every commit that created deliveries.
+    /// Woken after every commit that created deliveries not handed over in memory.
     pub wake: Arc<Notify>,
     /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
     pub oauth: oauth_client::OAuthClient,
+    /// Set when the delivery workers start: commits hand their deliveries over through it.
+    pub(crate) handoff: std::sync::OnceLock<delivery::Handoff>,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -151,6 +154,7 @@ impl Integrations {
             settings,
             wake: Arc::new(Notify::new()),
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
+            handoff: std::sync::OnceLock::new(),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
@@ -160,6 +164,11 @@ impl Integrations {
     pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
         self.oauth = oauth_client::OAuthClient::new(settings);
         self
+    }
+
+    /// The in-memory hand-off to this node's delivery workers, once they run.
+    pub fn handoff(&self) -> Option<&delivery::Handoff> {
+        self.handoff.get()
     }
 
     /// True the first time: the caller starts the delivery workers.

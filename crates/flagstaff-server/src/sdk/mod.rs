@@ -36,7 +36,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::error::ApiError;
-use crate::services::now_millis;
+use crate::services::wall_millis;
 use crate::state::AppState;
 use feed::{EnvFeed, EnvId, FeedEvent};
 
@@ -125,7 +125,7 @@ async fn server_feed(state: &AppState, headers: &HeaderMap) -> Result<Arc<EnvFee
     let feed = feed_by_alias(state, &format!("sdk:{key}"))
         .await?
         .ok_or_else(unauthorized)?;
-    if !feed.read().environment.accepts_sdk_key(key, now_millis()) {
+    if !feed.read().environment.accepts_sdk_key(key, wall_millis()) {
         return Err(unauthorized());
     }
     Ok(feed)

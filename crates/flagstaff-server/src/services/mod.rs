@@ -313,7 +313,7 @@ impl Services {
         }
         let audit_accesses = change.audit.accesses.clone();
         let entry = self.audit_entry(caller, now, change.audit);
-        let deliveries = match &self.delivery {
+        let mut deliveries = match &self.delivery {
             Some(integrations) => {
                 integrations
                     .destinations
@@ -323,7 +323,14 @@ impl Services {
             }
             None => Vec::new(),
         };
-        let has_deliveries = !deliveries.is_empty();
+        // Deliveries this node will send itself are written leased to it; dropping
+        // `handed` without delivering (the commit failed) gives their room back.
+        let handed = self
+            .delivery
+            .as_ref()
+            .and_then(|integrations| integrations.handoff())
+            .map(|handoff| handoff.admit(&mut deliveries));
+        let unleased = deliveries.iter().any(|d| d.lease_until == 0);
         let search = audit_search_text(&entry);
         let doc = serde_json::to_string(&entry)
             .map_err(|e| CommitError::Api(ApiError::Internal(e.to_string())))?;
@@ -355,7 +362,10 @@ impl Services {
             StoreError::Conflict(what) => CommitError::Conflict(what),
             other => CommitError::Api(other.into()),
         })?;
-        if has_deliveries && let Some(integrations) = &self.delivery {
+        if let Some(handed) = handed.filter(|h| !h.is_empty()) {
+            handed.deliver(entry.clone());
+        }
+        if unleased && let Some(integrations) = &self.delivery {
             integrations.wake.notify_one();
         }
         for (outbox_seq, topic) in seqs.into_iter().zip(topics) {
