@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 mod deliveries;
+pub mod oauth;
 mod postgres;
 mod sqlite;
 
@@ -17,6 +18,7 @@ pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryNext, DeliveryOutcome, DeliveryRecord, NewDelivery,
 };
 
+pub use oauth::{OAuthSecret, OAuthSecretKind, OAuthStore, RevokeScope};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -46,6 +48,12 @@ pub enum EntityKind {
     /// An integration configuration (audit-log subscription). scope: integration key,
     /// key: configuration id
     IntegrationConfig,
+    /// A client of Flagstaff's OAuth authorization server. scope: "", key: client id
+    OAuthClient,
+    /// A member's consent to an OAuth client (an authorized app). scope: "", key: grant id
+    OAuthGrant,
+    /// A member's sign-in password (argon2id hash). scope: "", key: member id
+    Credential,
 }
 
 impl EntityKind {
@@ -62,6 +70,9 @@ impl EntityKind {
             EntityKind::Segment => "segment",
             EntityKind::Webhook => "webhook",
             EntityKind::IntegrationConfig => "integration-config",
+            EntityKind::OAuthClient => "oauth-client",
+            EntityKind::OAuthGrant => "oauth-grant",
+            EntityKind::Credential => "credential",
         }
     }
 
@@ -78,6 +89,9 @@ impl EntityKind {
             "segment" => EntityKind::Segment,
             "webhook" => EntityKind::Webhook,
             "integration-config" => EntityKind::IntegrationConfig,
+            "oauth-client" => EntityKind::OAuthClient,
+            "oauth-grant" => EntityKind::OAuthGrant,
+            "credential" => EntityKind::Credential,
             _ => return None,
         })
     }
@@ -206,7 +220,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OAuthStore + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).
