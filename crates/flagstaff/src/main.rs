@@ -160,7 +160,10 @@ async fn set_password(args: SetPasswordArgs) -> Result<()> {
         );
     }
     if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-        eprint!("New password for {} (input is echoed; pipe it to hide it): ", args.email);
+        eprint!(
+            "New password for {} (input is echoed; pipe it to hide it): ",
+            args.email
+        );
     }
     let mut password = String::new();
     std::io::stdin()
@@ -180,7 +183,10 @@ async fn set_password(args: SetPasswordArgs) -> Result<()> {
     store.close().await;
     match result {
         Ok(member) => {
-            eprintln!("Set the sign-in password of {} ({}).", member.email, member.id);
+            eprintln!(
+                "Set the sign-in password of {} ({}).",
+                member.email, member.id
+            );
             Ok(())
         }
         Err(e) => bail!("{e}"),
@@ -258,12 +264,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         rejected = catalogue.rejected.len(),
         "integration catalogue loaded"
     );
-    let state = state
-        .with_integrations(integrations)
-        .with_oauth(flagstaff_server::services::oauth::OAuthSettings {
+    let state = state.with_integrations(integrations).with_oauth(
+        flagstaff_server::services::oauth::OAuthSettings {
             issuer: args.base_url.clone(),
             ..Default::default()
-        });
+        },
+    );
     let _watch = if args.integrations_dirs.is_empty() {
         None
     } else {
