@@ -356,3 +356,24 @@ async fn signout(
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup() {
+        assert_eq!(
+            escape("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+    }
+
+    #[test]
+    fn reads_one_cookie() {
+        let mut headers = HeaderMap::new();
+        headers.insert(COOKIE, HeaderValue::from_static("a=1; flagstaff_session=s3; b=2"));
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("s3"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}

@@ -518,3 +518,22 @@ async fn authorization_server_metadata(
 ) -> Response {
     Json(metadata(&issuer(&state, &headers))).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_given_twice_are_refused() {
+        let params: Params = vec![
+            ("client_id".into(), "a".into()),
+            ("redirect_uri".into(), "x".into()),
+            ("redirect_uri".into(), "y".into()),
+            ("state".into(), String::new()),
+        ];
+        assert_eq!(single(&params, "client_id"), Ok(Some("a")));
+        assert!(single(&params, "redirect_uri").is_err());
+        assert_eq!(single(&params, "state"), Ok(None), "empty means absent");
+        assert_eq!(single(&params, "scope"), Ok(None));
+    }
+}

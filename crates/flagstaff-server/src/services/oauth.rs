@@ -1269,3 +1269,46 @@ pub fn metadata(issuer: &str) -> Value {
         "authorization_response_iss_parameter_supported": true,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(secret: Option<&str>) -> OAuthClient {
+        OAuthClient {
+            client_id: "c".into(),
+            name: "App".into(),
+            description: String::new(),
+            redirect_uri: "https://app.example.com/cb".into(),
+            public: secret.is_none(),
+            secret_hash: secret.map(hash_secret),
+            creation_date: 0,
+            created_by: "m".into(),
+            version: 1,
+        }
+    }
+
+    #[test]
+    fn client_authentication() {
+        let confidential = client(Some("fso_cs_right"));
+        assert!(check_client_secret(&confidential, Some("fso_cs_right")).is_ok());
+        for wrong in [Some("fso_cs_wrong"), Some(""), None] {
+            assert!(matches!(
+                check_client_secret(&confidential, wrong),
+                Err(OAuthError::InvalidClient(_))
+            ));
+        }
+        let public = client(None);
+        assert!(check_client_secret(&public, None).is_ok());
+        assert!(check_client_secret(&public, Some("anything")).is_err());
+    }
+
+    #[test]
+    fn secrets_are_prefixed_and_random() {
+        let a = random_secret(ACCESS_TOKEN_PREFIX).unwrap();
+        let b = random_secret(ACCESS_TOKEN_PREFIX).unwrap();
+        assert!(a.starts_with("fso_at_"));
+        assert_eq!(a.len(), "fso_at_".len() + 43);
+        assert_ne!(a, b);
+    }
+}
