@@ -48,6 +48,19 @@ pub struct AuditToken {
     pub service_token: bool,
 }
 
+/// The OAuth application a change was made through (LaunchDarkly's `AuthorizedAppDataRep`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditApp {
+    /// The client id.
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub is_scim: bool,
+    pub name: String,
+    /// Who registered the client.
+    pub maintainer_name: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct AuditTarget {
     pub name: String,
@@ -81,6 +94,9 @@ pub struct AuditEntry {
     pub member: Option<AuditMember>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<AuditToken>,
+    /// Set when the change was made with an OAuth access token (instead of `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<AuditApp>,
     pub title_verb: String,
     pub title: String,
     pub target: AuditTarget,

@@ -10,6 +10,7 @@ pub mod error;
 pub mod flag;
 pub mod flag_change;
 pub mod keys;
+pub mod oauth;
 pub mod patch;
 pub mod project;
 pub mod segment;

@@ -11,7 +11,7 @@ use axum::http::request::Parts;
 use std::sync::Arc;
 
 use flagstaff_model::account::{AccessToken, CustomRole, Member, Team};
-use flagstaff_model::audit::{AuditMember, AuditToken};
+use flagstaff_model::audit::{AuditApp, AuditMember, AuditToken};
 use flagstaff_policy::{
     Authorizer, BasePermissions, BaseRole, CompiledPolicy, Decision, Permissions, Resource,
     parse_policy,
@@ -26,11 +26,38 @@ use crate::state::AppState;
 /// Who is calling: the token, the member it acts for, and what the token may do.
 #[derive(Debug, Clone)]
 pub struct Caller {
+    /// The API token; for OAuth and sign-in callers a stand-in that names the app or session
+    /// (never stored).
     pub token: AccessToken,
     pub member: Member,
     /// The token's effective permissions: for a personal token its own scope bounded by its
     /// member's current permissions; for a service token its own scope.
     pub permissions: Arc<Permissions>,
+    pub auth: AuthKind,
+}
+
+/// How the caller authenticated.
+#[derive(Debug, Clone)]
+pub enum AuthKind {
+    /// An API access token.
+    Token,
+    /// An OAuth access token: an app acting for `Caller::member` within a scope.
+    OAuth(Arc<OAuthAccess>),
+    /// A member signed in through the sign-in page (only the `/trust` pages use this).
+    Session,
+}
+
+/// What an OAuth access token was issued for.
+#[derive(Debug, Clone)]
+pub struct OAuthAccess {
+    pub client_id: String,
+    pub client_name: String,
+    /// Display name of the member who registered the client.
+    pub maintainer_name: String,
+    pub grant_id: String,
+    pub scope: flagstaff_model::oauth::Scope,
+    /// The access token's expiry (Unix ms): a cached caller is not served past it.
+    pub expires_at: i64,
 }
 
 impl Caller {
@@ -78,12 +105,33 @@ impl Caller {
         }
     }
 
-    pub fn audit_token(&self) -> AuditToken {
-        AuditToken {
+    /// The audit entry's `token`: only for API tokens (an OAuth app is recorded as `app`).
+    pub fn audit_token(&self) -> Option<AuditToken> {
+        matches!(self.auth, AuthKind::Token).then(|| AuditToken {
             id: self.token.id.clone(),
             name: self.token.name.clone(),
             ending: self.token.ending.clone(),
             service_token: self.token.service_token,
+        })
+    }
+
+    /// The audit entry's `app`: the OAuth client a change was made through.
+    pub fn audit_app(&self) -> Option<AuditApp> {
+        match &self.auth {
+            AuthKind::OAuth(o) => Some(AuditApp {
+                id: o.client_id.clone(),
+                is_scim: false,
+                name: o.client_name.clone(),
+                maintainer_name: o.maintainer_name.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    pub fn oauth(&self) -> Option<&OAuthAccess> {
+        match &self.auth {
+            AuthKind::OAuth(o) => Some(o),
+            _ => None,
         }
     }
 }
@@ -121,6 +169,12 @@ impl TokenCache {
     fn get(&self, hash: &str) -> Option<Caller> {
         let entries = self.entries.lock().ok()?;
         let (at, caller) = entries.get(hash)?;
+        if caller
+            .oauth()
+            .is_some_and(|o| o.expires_at <= crate::services::wall_millis())
+        {
+            return None;
+        }
         // A caller found by a previous secret is served only until that secret expires.
         let current = caller.token.secret_hash == hash
             || caller
@@ -200,7 +254,11 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthorized);
         }
         let hash = hash_secret(secret);
-        let caller = authenticate(state, &hash).await?;
+        let caller = if secret.starts_with(crate::services::oauth::ACCESS_TOKEN_PREFIX) {
+            authenticate_oauth(state, &hash, secret).await?
+        } else {
+            authenticate(state, &hash).await?
+        };
         if let Some(rate) = state
             .rate_limiter
             .check(&caller.token.id, crate::services::wall_millis())
@@ -231,6 +289,26 @@ async fn authenticate(state: &AppState, hash: &str) -> Result<Caller, ApiError> 
         .tokens
         .put(hash.to_string(), caller.clone(), generation);
     state.tokens.touch(&caller);
+    Ok(caller)
+}
+
+async fn authenticate_oauth(
+    state: &AppState,
+    hash: &str,
+    secret: &str,
+) -> Result<Caller, ApiError> {
+    if let Some(caller) = state.tokens.get(hash) {
+        return Ok(caller);
+    }
+    let generation = state.tokens.generation();
+    let caller = state
+        .services
+        .oauth_caller(hash, secret)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    state
+        .tokens
+        .put(hash.to_string(), caller.clone(), generation);
     Ok(caller)
 }
 
@@ -267,6 +345,7 @@ pub async fn caller_of_token(store: &dyn Store, token: AccessToken) -> ApiResult
         token,
         member,
         permissions,
+        auth: AuthKind::Token,
     }))
 }
 
@@ -334,6 +413,29 @@ pub async fn token_permissions(
         return Ok(member_side);
     }
     Ok(Permissions::new(scope).bounded_by(member_side))
+}
+
+/// What an OAuth app may do: the scope's ceiling bounded by the member's *current*
+/// permissions. Neither scope lets an app mint API tokens or manage OAuth clients: those
+/// would outlive the consent the member can revoke.
+pub async fn oauth_permissions(
+    store: &dyn Store,
+    member: &Member,
+    scope: flagstaff_model::oauth::Scope,
+) -> ApiResult<Permissions> {
+    let mut statements = match scope {
+        flagstaff_model::oauth::Scope::Reader => BaseRole::Reader.statements(),
+        flagstaff_model::oauth::Scope::Writer => BaseRole::Owner.statements(),
+    };
+    let denied = parse_policy(&serde_json::json!([
+        {"effect": "deny", "actions": ["*"], "resources": ["member/*:token/*", "service-token/*"]},
+        {"effect": "deny", "actions": crate::services::oauth::CLIENT_ACTIONS, "resources": ["acct"]},
+    ]))
+    .map_err(|e| ApiError::Internal(format!("OAuth scope policy: {e}")))?;
+    statements.extend(denied);
+    let ceiling = CompiledPolicy::new(&statements)
+        .map_err(|e| ApiError::Internal(format!("OAuth scope policy: {e}")))?;
+    Ok(Permissions::new([Arc::new(ceiling)]).bounded_by(member_permissions(store, member).await?))
 }
 
 fn base_role(name: &str) -> ApiResult<BaseRole> {

@@ -122,3 +122,77 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+/// The errors of the OAuth protocol endpoints (`/trust/oauth/token`, `/trust/oauth/revoke`),
+/// in RFC 6749 §5.2's shape `{"error", "error_description"}` instead of LaunchDarkly's.
+#[derive(Debug, thiserror::Error)]
+pub enum OAuthError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// Unknown client or failed client authentication: 401.
+    #[error("{0}")]
+    InvalidClient(String),
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error(transparent)]
+    Server(#[from] ApiError),
+}
+
+impl OAuthError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            OAuthError::InvalidRequest(_) => "invalid_request",
+            OAuthError::InvalidClient(_) => "invalid_client",
+            OAuthError::InvalidGrant(_) => "invalid_grant",
+            OAuthError::UnauthorizedClient(_) => "unauthorized_client",
+            OAuthError::UnsupportedGrantType(_) => "unsupported_grant_type",
+            OAuthError::InvalidScope(_) => "invalid_scope",
+            OAuthError::Server(_) => "server_error",
+        }
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            OAuthError::Server(e) => e.status_and_code().0,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let description = match &self {
+            OAuthError::Server(ApiError::Internal(detail)) => {
+                let id = uuid::Uuid::new_v4().to_string();
+                tracing::error!(error_id = %id, "{detail}");
+                format!("internal error {id}")
+            }
+            other => other.to_string(),
+        };
+        let mut response = (
+            status,
+            axum::Json(json!({"error": self.code(), "error_description": description})),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        headers.insert(
+            axum::http::header::PRAGMA,
+            axum::http::HeaderValue::from_static("no-cache"),
+        );
+        if matches!(self, OAuthError::InvalidClient(_)) {
+            headers.insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Basic realm=\"flagstaff\""),
+            );
+        }
+        response
+    }
+}

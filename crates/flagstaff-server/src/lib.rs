@@ -70,6 +70,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::tokens::router())
         .merge(routes::integrations::router())
         .merge(routes::integration_oauth::router())
+        .merge(routes::oauth::router())
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -90,6 +91,8 @@ pub fn app(state: AppState) -> Router {
         )
         .merge(sdk::router())
         .merge(routes::integration_oauth::callback_router())
+        .merge(routes::signin::router())
+        .merge(routes::trust::router())
         .fallback(|| async {
             ApiError::NotFound("Invalid resource identifier: no such route".into())
         })

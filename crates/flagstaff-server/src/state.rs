@@ -28,6 +28,10 @@ pub struct AppState {
     pub sdk: Arc<crate::sdk::SdkHub>,
     /// The integration catalogue, secrets, outbound client and delivery routing.
     pub integrations: Arc<crate::integrations::Integrations>,
+    /// The OAuth authorization server's lifetimes, password cost and issuer.
+    pub oauth: Arc<crate::services::oauth::OAuthSettings>,
+    /// Sign-in attempts per e-mail address.
+    pub signin_limiter: Arc<RateLimiter>,
     account_id: String,
 }
 
@@ -48,8 +52,19 @@ impl AppState {
             changes,
             rate_limiter: Arc::new(RateLimiter::new(DEFAULT_LIMIT_PER_WINDOW)),
             integrations,
+            oauth: Arc::new(Default::default()),
+            signin_limiter: Arc::new(RateLimiter::new(
+                crate::services::oauth::OAuthSettings::default().signin_attempts_per_window,
+            )),
             account_id,
         }
+    }
+
+    /// Replaces the OAuth settings (token lifetimes, password cost, issuer).
+    pub fn with_oauth(mut self, settings: crate::services::oauth::OAuthSettings) -> Self {
+        self.signin_limiter = Arc::new(RateLimiter::new(settings.signin_attempts_per_window));
+        self.oauth = Arc::new(settings);
+        self
     }
 
     /// Spawns the delivery workers for this state's integrations runtime, once.

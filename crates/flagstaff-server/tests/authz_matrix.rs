@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use flagstaff_testkit::app::{TEST_TOKEN, TestApp};
 use reqwest::Method;
 use serde_json::{Value, json};
+use support::oauth::{Browser, PASSWORD, authorize_url, query};
 use support::{call, call_with_type, member_with_token};
 
 const ROLES: &[&str] = &["owner", "admin", "writer", "reader", "no_access"];
@@ -28,6 +29,9 @@ struct Fixture {
     webhook_id: String,
     subscription_id: String,
     delivery_id: String,
+    client_id: String,
+    /// The owner's authorization of `client_id`; made only for the case that revokes it.
+    grant_id: String,
 }
 
 /// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
@@ -276,6 +280,33 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("/api/v2/deliveries/{}/redeliver", f.delivery_id),
             None,
         ),
+        "getOAuthClients" => (Method::GET, "/api/v2/oauth/clients".into(), None),
+        "createOAuth2Client" => (
+            Method::POST,
+            "/api/v2/oauth/clients".into(),
+            Some(json!({"name": "New app", "redirectUri": "https://app.example.com/cb"})),
+        ),
+        "getOAuthClientById" => (
+            Method::GET,
+            format!("/api/v2/oauth/clients/{}", f.client_id),
+            None,
+        ),
+        "patchOAuthClient" => (
+            Method::PATCH,
+            format!("/api/v2/oauth/clients/{}", f.client_id),
+            patch_name("Renamed"),
+        ),
+        "deleteOAuthClient" => (
+            Method::DELETE,
+            format!("/api/v2/oauth/clients/{}", f.client_id),
+            None,
+        ),
+        "getOAuthAuthorizations" => (Method::GET, "/api/v2/oauth/authorizations".into(), None),
+        "deleteOAuthAuthorization" => (
+            Method::DELETE,
+            format!("/api/v2/oauth/authorizations/{}", f.grant_id),
+            None,
+        ),
         "getAuditLogEntryIntegrationContext" => (
             Method::GET,
             format!("/api/v2/auditlog/{}/integration-context", f.audit_id),
@@ -392,6 +423,13 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         .await
         .expect(201);
     let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
+    let client = app
+        .post(
+            "/api/v2/oauth/clients",
+            json!({"name": format!("app{n}"), "redirectUri": "http://127.0.0.1:1/cb"}),
+        )
+        .await
+        .expect(201);
     let webhook_id = webhook["_id"].as_str().unwrap().to_string();
     let deliveries = app
         .get(&format!("/api/v2/webhooks/{webhook_id}/deliveries"))
@@ -405,12 +443,55 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         webhook_id,
         subscription_id: subscription["_id"].as_str().unwrap().to_string(),
         delivery_id: deliveries["items"][0]["_id"].as_str().unwrap().to_string(),
+        client_id: client["_clientId"].as_str().unwrap().to_string(),
+        grant_id: String::new(),
     }
+}
+
+/// Password hashing cheap enough for tests (production uses OWASP's argon2id parameters).
+fn cheap_passwords() -> flagstaff_server::services::oauth::OAuthSettings {
+    flagstaff_server::services::oauth::OAuthSettings {
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        ..Default::default()
+    }
+}
+
+/// The owner signs in and authorizes the fixture's client; returns the authorization's id.
+async fn owner_grant(app: &TestApp, browser: &mut Browser, f: &Fixture) -> String {
+    let location = browser
+        .consent(
+            &authorize_url(&[("response_type", "code"), ("client_id", &f.client_id)]),
+            "owner@flagstaff.local",
+            "allow",
+        )
+        .await;
+    assert!(query(&location).contains_key("code"), "{location}");
+    let grants = app.get("/api/v2/oauth/authorizations").await.expect(200);
+    grants["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["clientId"] == f.client_id.as_str())
+        .unwrap()["_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_times_every_built_in_role() {
-    let app = TestApp::sqlite_with(|state| state.with_rate_limit(0)).await;
+    let app =
+        TestApp::sqlite_with(|state| state.with_rate_limit(0).with_oauth(cheap_passwords())).await;
+    flagstaff_server::services::oauth::set_password_offline(
+        app.store.clone(),
+        "owner@flagstaff.local",
+        PASSWORD,
+        &cheap_passwords(),
+    )
+    .await
+    .unwrap();
+    let mut browser = Browser::new(&app);
     let mut secrets: BTreeMap<&str, String> = BTreeMap::new();
     let mut member_ids: BTreeMap<&str, String> = BTreeMap::new();
     secrets.insert("owner", TEST_TOKEN.to_string());
@@ -435,6 +516,8 @@ async fn every_route_times_every_built_in_role() {
         webhook_id: String::new(),
         subscription_id: String::new(),
         delivery_id: String::new(),
+        client_id: String::new(),
+        grant_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()
@@ -456,7 +539,10 @@ async fn every_route_times_every_built_in_role() {
         let mut line = format!("{op:<28}");
         for role in ROLES {
             n += 1;
-            let f = fixture(&app, n).await;
+            let mut f = fixture(&app, n).await;
+            if op == "deleteOAuthAuthorization" {
+                f.grant_id = owner_grant(&app, &mut browser, &f).await;
+            }
             let (method, path, body) = request_for(op, &f).unwrap();
             let content_type = if op == "patchTeam" {
                 "application/json; domain-model=launchdarkly.semanticpatch"

@@ -25,6 +25,9 @@ const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     // LaunchDarkly serves these (beta) but its published description omits them.
     "getIntegrationManifests",
     "getIntegrationManifest",
+    // Authorized OAuth apps (LaunchDarkly manages them in its UI only).
+    "getOAuthAuthorizations",
+    "deleteOAuthAuthorization",
 ];
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 mod deliveries;
+pub mod oauth;
 mod postgres;
 mod sqlite;
 
@@ -17,6 +18,7 @@ pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryNext, DeliveryOutcome, DeliveryRecord, NewDelivery,
 };
 
+pub use oauth::{OAuthSecret, OAuthSecretKind, OAuthStore, RevokeScope};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -52,6 +54,13 @@ pub enum EntityKind {
     /// The tokens an OAuth provider issued to Flagstaff, and pending authorizations.
     /// scope: "", key: `oauthIntegrationKey`
     IntegrationOAuthConnection,
+
+    /// A client of Flagstaff's OAuth authorization server. scope: "", key: client id
+    OAuthClient,
+    /// A member's consent to an OAuth client (an authorized app). scope: "", key: grant id
+    OAuthGrant,
+    /// A member's sign-in password (argon2id hash). scope: "", key: member id
+    Credential,
 }
 
 impl EntityKind {
@@ -70,6 +79,10 @@ impl EntityKind {
             EntityKind::IntegrationConfig => "integration-config",
             EntityKind::IntegrationOAuthProvider => "integration-oauth-provider",
             EntityKind::IntegrationOAuthConnection => "integration-oauth-connection",
+
+            EntityKind::OAuthClient => "oauth-client",
+            EntityKind::OAuthGrant => "oauth-grant",
+            EntityKind::Credential => "credential",
         }
     }
 
@@ -88,6 +101,10 @@ impl EntityKind {
             "integration-config" => EntityKind::IntegrationConfig,
             "integration-oauth-provider" => EntityKind::IntegrationOAuthProvider,
             "integration-oauth-connection" => EntityKind::IntegrationOAuthConnection,
+
+            "oauth-client" => EntityKind::OAuthClient,
+            "oauth-grant" => EntityKind::OAuthGrant,
+            "credential" => EntityKind::Credential,
             _ => return None,
         })
     }
@@ -216,7 +233,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: OAuthStore + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).

@@ -39,6 +39,7 @@ impl PgStore {
         let statements = sql::ALL
             .iter()
             .chain(crate::deliveries::sql::ALL)
+            .chain(crate::oauth::sql::ALL)
             .map(|s| (*s, sql::numbered_placeholders(s)))
             .collect();
         Ok(Self {
@@ -79,3 +80,4 @@ impl PgStore {
 }
 
 impl_store_for!(PgStore, Postgres, "postgres");
+crate::oauth::impl_oauth_store_for!(PgStore);

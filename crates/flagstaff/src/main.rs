@@ -31,6 +31,45 @@ enum Command {
     /// Tools for integration manifests: schema, lint, preview.
     #[command(subcommand)]
     Integrations(integrations::IntegrationsCommand),
+    /// Administration on the database, without a running server.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Set a member's sign-in password (for the sign-in page and OAuth consent). Reads the
+    /// password from the first line of stdin. The change is audited like any other.
+    SetPassword(SetPasswordArgs),
+}
+
+/// Where the database is: the same flags and variables as `serve`.
+#[derive(clap::Args)]
+struct DatabaseArgs {
+    /// Directory of the embedded SQLite database (flagstaff.db). Ignored with --database-url.
+    #[arg(long, env = "FLAGSTAFF_DATA_DIR", default_value = "./flagstaff-data")]
+    data_dir: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://USER@HOST:PORT/DB.
+    #[arg(long, env = "FLAGSTAFF_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+impl DatabaseArgs {
+    fn url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("flagstaff.db").display()),
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct SetPasswordArgs {
+    /// The member's e-mail address (the first owner is owner@flagstaff.local).
+    #[arg(long)]
+    email: String,
+    #[command(flatten)]
+    database: DatabaseArgs,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +144,52 @@ async fn main() -> Result<std::process::ExitCode> {
             Ok(std::process::ExitCode::SUCCESS)
         }
         Command::Integrations(command) => integrations::run(command),
+        Command::Admin(AdminCommand::SetPassword(args)) => {
+            set_password(args).await?;
+            Ok(std::process::ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn set_password(args: SetPasswordArgs) -> Result<()> {
+    let url = args.database.url();
+    if args.database.database_url.is_none() && !args.database.data_dir.exists() {
+        bail!(
+            "{} does not exist: start `flagstaff serve` once first, or pass --data-dir/--database-url",
+            args.database.data_dir.display()
+        );
+    }
+    if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+        eprint!(
+            "New password for {} (input is echoed; pipe it to hide it): ",
+            args.email
+        );
+    }
+    let mut password = String::new();
+    std::io::stdin()
+        .read_line(&mut password)
+        .context("cannot read the password from stdin")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let store = flagstaff_store::connect(&url)
+        .await
+        .with_context(|| format!("cannot open database {}", redact(&url)))?;
+    let result = flagstaff_server::services::oauth::set_password_offline(
+        store.clone(),
+        &args.email,
+        password,
+        &Default::default(),
+    )
+    .await;
+    store.close().await;
+    match result {
+        Ok(member) => {
+            eprintln!(
+                "Set the sign-in password of {} ({}).",
+                member.email, member.id
+            );
+            Ok(())
+        }
+        Err(e) => bail!("{e}"),
     }
 }
 
@@ -179,7 +264,12 @@ async fn serve(args: ServeArgs) -> Result<()> {
         rejected = catalogue.rejected.len(),
         "integration catalogue loaded"
     );
-    let state = state.with_integrations(integrations);
+    let state = state.with_integrations(integrations).with_oauth(
+        flagstaff_server::services::oauth::OAuthSettings {
+            issuer: args.base_url.clone(),
+            ..Default::default()
+        },
+    );
     let _watch = if args.integrations_dirs.is_empty() {
         None
     } else {

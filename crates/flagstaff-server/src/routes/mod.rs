@@ -20,12 +20,15 @@ pub mod flags;
 pub mod integration_oauth;
 pub mod integrations;
 pub mod members;
+pub mod oauth;
 pub mod projects;
 pub mod roles;
 pub mod root;
 pub mod segments;
+pub mod signin;
 pub mod teams;
 pub mod tokens;
+pub mod trust;
 
 /// `limit` / `offset` of a paginated list.
 #[derive(Debug, Clone, Copy)]

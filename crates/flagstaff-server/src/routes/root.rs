@@ -37,6 +37,18 @@ async fn get_caller_identity(
     State(state): State<AppState>,
     caller: Caller,
 ) -> ApiResult<Json<Value>> {
+    if let Some(oauth) = caller.oauth() {
+        return Ok(Json(json!({
+            "accountId": state.services.account_id,
+            "authKind": "oauth",
+            "tokenKind": "oauth",
+            "clientId": oauth.client_id,
+            "tokenName": caller.token.name,
+            "memberId": caller.member.id,
+            "serviceToken": false,
+            "scopes": [oauth.scope.as_str()],
+        })));
+    }
     Ok(Json(json!({
         "accountId": state.services.account_id,
         "authKind": "token",

@@ -474,7 +474,7 @@ impl Services {
         })?;
         caller.require(CONNECT, &connection_resource(&key))?;
         let outcome = self
-            .exchange_code(integrations, &key, &pending, &params, now)
+            .exchange_partner_code(integrations, &key, &pending, &params, now)
             .await;
         let summary = match &outcome {
             Ok(_) => "connected (authorization code)".to_string(),
@@ -501,7 +501,7 @@ impl Services {
         outcome.map(|_| key).map_err(ApiError::invalid)
     }
 
-    async fn exchange_code(
+    async fn exchange_partner_code(
         &self,
         integrations: &Integrations,
         key: &str,

@@ -32,6 +32,7 @@ pub mod flags;
 pub mod grants;
 pub mod integration_oauth;
 pub mod members;
+pub mod oauth;
 pub mod projects;
 pub mod roles;
 pub mod segments;
@@ -311,6 +312,27 @@ impl Services {
                 caller.require(&a.action, &a.resource)?;
             }
         }
+        self.commit_checked(caller, now, change).await
+    }
+
+    /// [`Services::commit`] for a change the service has authorized by a rule the policy
+    /// language cannot state: a member acting on what is theirs (their consent to an OAuth
+    /// app, revoking it). The caller is still recorded in the audit entry.
+    pub async fn commit_authorized(
+        &self,
+        caller: &Caller,
+        now: UnixMillis,
+        change: PendingChange,
+    ) -> Result<AuditEntry, CommitError> {
+        self.commit_checked(Some(caller), now, change).await
+    }
+
+    async fn commit_checked(
+        &self,
+        caller: Option<&Caller>,
+        now: UnixMillis,
+        change: PendingChange,
+    ) -> Result<AuditEntry, CommitError> {
         let audit_accesses = change.audit.accesses.clone();
         let entry = self.audit_entry(caller, now, change.audit);
         let mut deliveries = match &self.delivery {
@@ -441,7 +463,8 @@ impl Services {
             short_description,
             comment: draft.comment.filter(|c| !c.is_empty()),
             member,
-            token: caller.map(Caller::audit_token),
+            token: caller.and_then(Caller::audit_token),
+            app: caller.and_then(Caller::audit_app),
             title_verb: draft.title_verb,
             title,
             target: AuditTarget {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod oauth;
+
 use flagstaff_testkit::app::{TestApp, TestResponse};
 use reqwest::Method;
 use serde_json::{Value, json};
