@@ -52,6 +52,8 @@ pub enum EntityKind {
     /// The tokens an OAuth provider issued to Flagstaff, and pending authorizations.
     /// scope: "", key: `oauthIntegrationKey`
     IntegrationOAuthConnection,
+    /// An approval request for a change to a flag or segment. scope: "", key: request id
+    ApprovalRequest,
 }
 
 impl EntityKind {
@@ -70,6 +72,7 @@ impl EntityKind {
             EntityKind::IntegrationConfig => "integration-config",
             EntityKind::IntegrationOAuthProvider => "integration-oauth-provider",
             EntityKind::IntegrationOAuthConnection => "integration-oauth-connection",
+            EntityKind::ApprovalRequest => "approval-request",
         }
     }
 
@@ -88,6 +91,7 @@ impl EntityKind {
             "integration-config" => EntityKind::IntegrationConfig,
             "integration-oauth-provider" => EntityKind::IntegrationOAuthProvider,
             "integration-oauth-connection" => EntityKind::IntegrationOAuthConnection,
+            "approval-request" => EntityKind::ApprovalRequest,
             _ => return None,
         })
     }
