@@ -248,7 +248,7 @@ backend_test!(request_review_apply, |app| async move {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| app_action(e))
+        .map(audit_action)
         .collect();
     for wanted in [
         "createApprovalRequest",
@@ -275,7 +275,7 @@ backend_test!(request_review_apply, |app| async move {
     );
 });
 
-fn app_action(entry: &Value) -> String {
+fn audit_action(entry: &Value) -> String {
     entry["accesses"][0]["action"]
         .as_str()
         .unwrap_or("")

@@ -578,7 +578,7 @@ impl Services {
                 out.push(doc);
             }
         }
-        out.sort_by(|a, b| b.creation_date.cmp(&a.creation_date));
+        out.sort_by_key(|r| std::cmp::Reverse(r.creation_date));
         Ok(out)
     }
 
