@@ -30,6 +30,9 @@ pub struct Environment {
     /// An SDK key replaced by a reset that stays valid until `expiry`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_api_key: Option<ExpiringKey>,
+    /// Whether changes to flags and segments here need an approved approval request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_settings: Option<crate::approval::ApprovalSettings>,
     #[serde(rename = "_version")]
     pub version: i64,
     #[serde(rename = "_creationDate")]
@@ -104,6 +107,7 @@ impl Environment {
             tags,
             critical: body.critical.unwrap_or(false),
             previous_api_key: None,
+            approval_settings: None,
             version: 1,
             creation_date: now,
         };
@@ -150,6 +154,9 @@ impl Environment {
                 "defaultTtl {} must be between 0 and 1440 minutes",
                 self.default_ttl
             )));
+        }
+        if let Some(settings) = &self.approval_settings {
+            settings.validate()?;
         }
         Ok(())
     }

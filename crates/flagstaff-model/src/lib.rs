@@ -4,6 +4,7 @@
 //! (Unix milliseconds) and receive new values or a [`ModelError`] that says what to fix.
 
 pub mod account;
+pub mod approval;
 pub mod audit;
 pub mod environment;
 pub mod error;

@@ -63,6 +63,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::environments::router())
         .merge(routes::flags::router())
         .merge(routes::segments::router())
+        .merge(routes::approvals::router())
         .merge(routes::auditlog::router())
         .merge(routes::roles::router())
         .merge(routes::members::router())

@@ -32,6 +32,7 @@ struct Fixture {
     client_id: String,
     /// The owner's authorization of `client_id`; made only for the case that revokes it.
     grant_id: String,
+    approval_id: String,
 }
 
 /// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
@@ -46,6 +47,10 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
     let flags = format!("/api/v2/flags/m{n}");
     let segs = format!("/api/v2/segments/m{n}/test");
     let patch_name = |name: &str| Some(json!([{"op": "replace", "path": "/name", "value": name}]));
+    let approval = format!("/api/v2/approval-requests/{}", f.approval_id);
+    let flag_approvals =
+        format!("/api/v2/projects/m{n}/flags/f/environments/test/approval-requests");
+    let flag_approval = format!("{flag_approvals}/{}", f.approval_id);
     Some(match op {
         "getRoot" => (Method::GET, "/api/v2".into(), None),
         "getCallerIdentity" => (Method::GET, "/api/v2/caller-identity".into(), None),
@@ -111,6 +116,39 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
         "getSegment" => (Method::GET, format!("{segs}/s"), None),
         "patchSegment" => (Method::PATCH, format!("{segs}/s"), patch_name("Renamed")),
         "deleteSegment" => (Method::DELETE, format!("{segs}/s"), None),
+        "getApprovalRequests" => (Method::GET, "/api/v2/approval-requests".into(), None),
+        "postApprovalRequest" => (
+            Method::POST,
+            "/api/v2/approval-requests".into(),
+            Some(json!({"resourceId": format!("proj/m{n}:env/test:flag/f"),
+                "description": "d", "instructions": [{"kind": "turnFlagOn"}]})),
+        ),
+        "getApprovalRequest" => (Method::GET, approval, None),
+        "deleteApprovalRequest" => (Method::DELETE, approval, None),
+        "postApprovalRequestReview" => (
+            Method::POST,
+            format!("{approval}/reviews"),
+            Some(json!({"kind": "comment", "comment": "c"})),
+        ),
+        "postApprovalRequestApply" => (Method::POST, format!("{approval}/apply"), Some(json!({}))),
+        "getApprovalsForFlag" => (Method::GET, flag_approvals, None),
+        "postApprovalRequestForFlag" => (
+            Method::POST,
+            flag_approvals,
+            Some(json!({"description": "d", "instructions": [{"kind": "turnFlagOn"}]})),
+        ),
+        "getApprovalForFlag" => (Method::GET, flag_approval, None),
+        "deleteApprovalRequestForFlag" => (Method::DELETE, flag_approval, None),
+        "postApprovalRequestReviewForFlag" => (
+            Method::POST,
+            format!("{flag_approval}/reviews"),
+            Some(json!({"kind": "comment", "comment": "c"})),
+        ),
+        "postApprovalRequestApplyForFlag" => (
+            Method::POST,
+            format!("{flag_approval}/apply"),
+            Some(json!({})),
+        ),
         "getMembers" => (Method::GET, "/api/v2/members".into(), None),
         "postMembers" => (
             Method::POST,
@@ -401,6 +439,29 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
     )
     .await
     .expect(201);
+    // An approved request (the owner may approve their own here) on the flag in `test`.
+    app.patch(
+        &format!("/api/v2/projects/m{n}/environments/test"),
+        json!([{"op": "add", "path": "/approvalSettings", "value": {"required": false,
+            "minNumApprovals": 1, "canReviewOwnRequest": true, "serviceKind": "launchdarkly"}}]),
+    )
+    .await
+    .expect(200);
+    let approval = app
+        .post(
+            "/api/v2/approval-requests",
+            json!({"resourceId": format!("proj/m{n}:env/test:flag/f"), "description": "d",
+                "instructions": [{"kind": "turnFlagOn"}]}),
+        )
+        .await
+        .expect(201);
+    let approval_id = approval["_id"].as_str().unwrap().to_string();
+    app.post(
+        &format!("/api/v2/approval-requests/{approval_id}/reviews"),
+        json!({"kind": "approve"}),
+    )
+    .await
+    .expect(200);
     app.post("/api/v2/roles", json!({"key": format!("r{n}"), "name": "R", "policy": [{"effect": "allow", "actions": ["viewProject"], "resources": ["proj/*"]}]})).await.expect(201);
     app.post(
         "/api/v2/teams",
@@ -445,6 +506,7 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         delivery_id: deliveries["items"][0]["_id"].as_str().unwrap().to_string(),
         client_id: client["_clientId"].as_str().unwrap().to_string(),
         grant_id: String::new(),
+        approval_id,
     }
 }
 
@@ -518,6 +580,7 @@ async fn every_route_times_every_built_in_role() {
         delivery_id: String::new(),
         client_id: String::new(),
         grant_id: String::new(),
+        approval_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()

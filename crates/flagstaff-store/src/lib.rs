@@ -61,6 +61,8 @@ pub enum EntityKind {
     OAuthGrant,
     /// A member's sign-in password (argon2id hash). scope: "", key: member id
     Credential,
+    /// An approval request for a change to a flag or segment. scope: "", key: request id
+    ApprovalRequest,
 }
 
 impl EntityKind {
@@ -83,6 +85,7 @@ impl EntityKind {
             EntityKind::OAuthClient => "oauth-client",
             EntityKind::OAuthGrant => "oauth-grant",
             EntityKind::Credential => "credential",
+            EntityKind::ApprovalRequest => "approval-request",
         }
     }
 
@@ -105,6 +108,7 @@ impl EntityKind {
             "oauth-client" => EntityKind::OAuthClient,
             "oauth-grant" => EntityKind::OAuthGrant,
             "credential" => EntityKind::Credential,
+            "approval-request" => EntityKind::ApprovalRequest,
             _ => return None,
         })
     }

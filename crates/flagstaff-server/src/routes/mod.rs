@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::services::ProjectContext;
 use crate::state::AppState;
 
+pub mod approvals;
 pub mod auditlog;
 pub mod environments;
 pub mod flags;

@@ -58,6 +58,7 @@ fn environment_action(field: &str) -> &'static str {
         "critical" => "updateCritical",
         "apiKey" => "updateApiKey",
         "mobileKey" => "updateMobileKey",
+        "approvalSettings" => "updateApprovalSettings",
         _ => "updateEnvironment",
     }
 }

@@ -16,6 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::approvals::{ApprovedChange, require_approval};
 use super::{
     Access, AuditDraft, CommitError, PendingChange, ProjectContext, Services, access,
     audit_resource, encode, now_millis, to_value,
@@ -325,23 +326,35 @@ impl Services {
         semantic: bool,
     ) -> ApiResult<(FeatureFlag, ProjectContext)> {
         let request = parse_patch_request(body, semantic, PatchFormats::All)?;
-        let target = flag_ref(project, key);
-        let _guard = self.lock(&target).await;
-        self.with_retries(|| self.patch_flag_once(caller, project, key, &request))
+        self.patch_flag_request(caller, project, key, &request, None)
             .await
     }
 
-    async fn patch_flag_once(
+    /// Applies a parsed patch; `approved` when it is the change of an approved request.
+    pub async fn patch_flag_request(
         &self,
         caller: &Caller,
         project: &str,
         key: &str,
         request: &PatchRequest,
-    ) -> Result<(FeatureFlag, ProjectContext), CommitError> {
-        let now = now_millis();
-        let (before, version) = self.get_flag(project, key).await?;
-        let context = self.project_context(project).await?;
-        let (mut after, applied) = match request {
+        approved: Option<&ApprovedChange>,
+    ) -> ApiResult<(FeatureFlag, ProjectContext)> {
+        let target = flag_ref(project, key);
+        let _guard = self.lock(&target).await;
+        self.with_retries(|| self.patch_flag_once(caller, project, key, request, approved))
+            .await
+    }
+
+    /// The flag a patch would produce, with the instructions applied (semantic patch only).
+    pub async fn flag_after_patch(
+        &self,
+        project: &str,
+        before: &FeatureFlag,
+        version: i64,
+        request: &PatchRequest,
+        now: UnixMillis,
+    ) -> ApiResult<(FeatureFlag, Option<Vec<AppliedInstruction>>)> {
+        Ok(match request {
             PatchRequest::Semantic(patch) => {
                 let prerequisites = self.prerequisite_flags(project, patch).await?;
                 let resolve = |flag_key: &str, variation_id: &str| -> Result<usize, ModelError> {
@@ -352,14 +365,33 @@ impl Services {
                         .variation_index_by_id(variation_id)
                         .ok_or_else(|| ModelError::invalid(format!("variationId \"{variation_id}\" is not a variation of prerequisite flag \"{flag_key}\"")))
                 };
-                let (after, applied) = apply_to_flag(&before, patch, &resolve, now)?;
+                let (after, applied) = apply_to_flag(before, patch, &resolve, now)?;
                 (after, Some(applied))
             }
             other => (
-                apply_document_patch(&before, other, version, FLAG_READ_ONLY)?,
+                apply_document_patch(before, other, version, FLAG_READ_ONLY)?,
                 None,
             ),
-        };
+        })
+    }
+
+    async fn patch_flag_once(
+        &self,
+        caller: &Caller,
+        project: &str,
+        key: &str,
+        request: &PatchRequest,
+        approved: Option<&ApprovedChange>,
+    ) -> Result<(FeatureFlag, ProjectContext), CommitError> {
+        let now = now_millis();
+        let (before, version) = self.get_flag(project, key).await?;
+        if let Some(approved) = approved {
+            approved.check_version("flag", key, version)?;
+        }
+        let context = self.project_context(project).await?;
+        let (mut after, applied) = self
+            .flag_after_patch(project, &before, version, request, now)
+            .await?;
         finalize_flag_change(&before, &mut after, version, now)?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
@@ -377,8 +409,6 @@ impl Services {
         for a in flag_accesses(&context, &before, &changes).0 {
             caller.require(&a.action, &a.resource)?;
         }
-        let (accesses, resources) = flag_accesses(&context, &after, &changes);
-        let text = describe_changes(&changes, &after, applied.as_deref());
         let touched: Vec<String> = {
             let mut envs: Vec<String> = changes
                 .iter()
@@ -387,9 +417,21 @@ impl Services {
             if changes.iter().any(|c| c.environment.is_none()) {
                 envs = after.environments.keys().cloned().collect();
             }
+            envs.sort();
             envs.dedup();
             envs
         };
+        require_approval(
+            caller,
+            &context,
+            &touched,
+            &format!("flag \"{key}\""),
+            |env| context.flag_resource(env, key, &before.tags),
+            &[&before.tags, &after.tags],
+            approved,
+        )?;
+        let (accesses, resources) = flag_accesses(&context, &after, &changes);
+        let text = describe_changes(&changes, &after, applied.as_deref());
         let change = PendingChange {
             writes: vec![EntityWrite::Update {
                 target: flag_ref(project, key),
@@ -521,6 +563,15 @@ impl Services {
             let flag_resources = flag_in_every_environment(&context, &flag);
             let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
             let environments: Vec<String> = flag.environments.keys().cloned().collect();
+            require_approval(
+                caller,
+                &context,
+                &environments,
+                &format!("flag \"{key}\""),
+                |env| context.flag_resource(env, key, &flag.tags),
+                &[&flag.tags],
+                None,
+            )?;
             let change = PendingChange {
                 writes: vec![EntityWrite::Delete {
                     target: target.clone(),
@@ -625,6 +676,15 @@ impl Services {
             let context = self.project_context(project).await?;
             let source_resource = context.flag_resource(&body.source.key, key, &before.tags);
             let target_resource = context.flag_resource(&body.target.key, key, &before.tags);
+            require_approval(
+                caller,
+                &context,
+                std::slice::from_ref(&body.target.key),
+                &format!("flag \"{key}\""),
+                |env| context.flag_resource(env, key, &before.tags),
+                &[&before.tags],
+                None,
+            )?;
             let change = PendingChange {
                 writes: vec![EntityWrite::Update { target: target.clone(), expected_version: version, version: after.version, doc: encode(&after)?, aliases: None }],
                 audit: AuditDraft {

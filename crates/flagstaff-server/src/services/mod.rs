@@ -25,6 +25,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ChangeNotice;
 
+pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod environments;

@@ -9,6 +9,7 @@ use flagstaff_model::semantic::segment::apply_to_segment;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite, OutboxRow};
 use serde_json::{Value, json};
 
+use super::approvals::{ApprovedChange, require_approval};
 use super::{
     AuditDraft, CommitError, PendingChange, Services, access, audit_resource, changed_fields,
     encode, now_millis, to_value,
@@ -143,9 +144,23 @@ impl Services {
         semantic: bool,
     ) -> ApiResult<Segment> {
         let request = parse_patch_request(body, semantic, PatchFormats::All)?;
+        self.patch_segment_request(caller, project, env, key, &request, None)
+            .await
+    }
+
+    /// Applies a parsed patch; `approved` when it is the change of an approved request.
+    pub async fn patch_segment_request(
+        &self,
+        caller: &Caller,
+        project: &str,
+        env: &str,
+        key: &str,
+        request: &PatchRequest,
+        approved: Option<&ApprovedChange>,
+    ) -> ApiResult<Segment> {
         let target = segment_ref(project, env, key);
         let _guard = self.lock(&target).await;
-        self.with_retries(|| self.patch_segment_once(caller, project, env, key, &request))
+        self.with_retries(|| self.patch_segment_once(caller, project, env, key, request, approved))
             .await
     }
 
@@ -156,27 +171,14 @@ impl Services {
         env: &str,
         key: &str,
         request: &PatchRequest,
+        approved: Option<&ApprovedChange>,
     ) -> Result<Segment, CommitError> {
         let now = now_millis();
         let (before, version) = self.get_segment(project, env, key).await?;
-        let (mut after, lines) = match request {
-            PatchRequest::Semantic(patch) => {
-                let (after, applied) = apply_to_segment(&before, patch)?;
-                (
-                    after,
-                    Some(
-                        applied
-                            .into_iter()
-                            .map(|a| a.description)
-                            .collect::<Vec<_>>(),
-                    ),
-                )
-            }
-            other => (
-                apply_document_patch(&before, other, version, SEGMENT_READ_ONLY)?,
-                None,
-            ),
-        };
+        if let Some(approved) = approved {
+            approved.check_version("segment", key, version)?;
+        }
+        let (mut after, lines) = segment_after_patch(&before, version, request)?;
         flagstaff_model::keys::normalize_tags(&mut after.tags);
         after.validate()?;
         let before_json = to_value(&before);
@@ -194,6 +196,15 @@ impl Services {
         for a in &actions {
             caller.require(a, &context.segment_resource(env, key, &before.tags))?;
         }
+        require_approval(
+            caller,
+            &context,
+            &[env.to_string()],
+            &format!("segment \"{key}\""),
+            |env| context.segment_resource(env, key, &before.tags),
+            &[&before.tags, &after.tags],
+            approved,
+        )?;
         let resource = context.segment_resource(env, key, &after.tags);
         let lines = lines.unwrap_or_else(|| {
             actions
@@ -241,10 +252,17 @@ impl Services {
         self.with_retries(|| async {
             let now = now_millis();
             let (segment, version) = self.get_segment(project, env, key).await?;
-            let resource =
-                self.project_context(project)
-                    .await?
-                    .segment_resource(env, key, &segment.tags);
+            let context = self.project_context(project).await?;
+            let resource = context.segment_resource(env, key, &segment.tags);
+            require_approval(
+                caller,
+                &context,
+                &[env.to_string()],
+                &format!("segment \"{key}\""),
+                |env| context.segment_resource(env, key, &segment.tags),
+                &[&segment.tags],
+                None,
+            )?;
             let change = PendingChange {
                 writes: vec![EntityWrite::Delete {
                     target: target.clone(),
@@ -268,4 +286,26 @@ impl Services {
         })
         .await
     }
+}
+
+/// The segment a patch would produce, with the applied instructions' descriptions (semantic
+/// patch only).
+pub fn segment_after_patch(
+    before: &Segment,
+    version: i64,
+    request: &PatchRequest,
+) -> ApiResult<(Segment, Option<Vec<String>>)> {
+    Ok(match request {
+        PatchRequest::Semantic(patch) => {
+            let (after, applied) = apply_to_segment(before, patch)?;
+            (
+                after,
+                Some(applied.into_iter().map(|a| a.description).collect()),
+            )
+        }
+        other => (
+            apply_document_patch(before, other, version, SEGMENT_READ_ONLY)?,
+            None,
+        ),
+    })
 }
