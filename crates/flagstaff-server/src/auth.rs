@@ -250,13 +250,19 @@ async fn load_caller(state: &AppState, hash: &str) -> Result<Option<Caller>, Api
     {
         return Ok(None);
     }
+    caller_of_token(state.store.as_ref(), token).await
+}
+
+/// The caller a token acts as now (its member and current permissions); `None` when the
+/// member is gone. Also used to complete work a token started earlier (an OAuth callback).
+pub async fn caller_of_token(store: &dyn Store, token: AccessToken) -> ApiResult<Option<Caller>> {
     let member_ref = EntityRef::new(EntityKind::Member, "", token.member_id.clone());
-    let Some(member) = state.store.get(&member_ref).await? else {
+    let Some(member) = store.get(&member_ref).await? else {
         // A removed member's tokens stop working.
         return Ok(None);
     };
     let member: Member = decode(&member.doc)?;
-    let permissions = Arc::new(token_permissions(state.store.as_ref(), &token, &member).await?);
+    let permissions = Arc::new(token_permissions(store, &token, &member).await?);
     Ok(Some(Caller {
         token,
         member,

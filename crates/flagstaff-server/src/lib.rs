@@ -69,6 +69,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::teams::router())
         .merge(routes::tokens::router())
         .merge(routes::integrations::router())
+        .merge(routes::integration_oauth::router())
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -88,6 +89,7 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
         .merge(sdk::router())
+        .merge(routes::integration_oauth::callback_router())
         .fallback(|| async {
             ApiError::NotFound("Invalid resource identifier: no such route".into())
         })

@@ -61,6 +61,10 @@ impl AppState {
                 self.integrations.clone(),
             )
             .spawn();
+            crate::integrations::oauth_client::spawn_refresher(
+                self.store.clone(),
+                self.integrations.clone(),
+            );
         }
     }
 

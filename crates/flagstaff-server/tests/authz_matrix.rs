@@ -281,8 +281,36 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("/api/v2/auditlog/{}/integration-context", f.audit_id),
             None,
         ),
+        "getIntegrationOAuthProviders" => (Method::GET, OAUTH_PROVIDERS.into(), None),
+        "getIntegrationOAuthProvider" => (Method::GET, format!("{OAUTH_PROVIDERS}/o{n}"), None),
+        "putIntegrationOAuthProvider" => (
+            Method::PUT,
+            format!("{OAUTH_PROVIDERS}/new{n}"),
+            Some(oauth_provider()),
+        ),
+        "deleteIntegrationOAuthProvider" => {
+            (Method::DELETE, format!("{OAUTH_PROVIDERS}/o{n}"), None)
+        }
+        "getIntegrationOAuthConnection" => (Method::GET, format!("{OAUTH_CONNECTIONS}/o{n}"), None),
+        "deleteIntegrationOAuthConnection" => {
+            (Method::DELETE, format!("{OAUTH_CONNECTIONS}/o{n}"), None)
+        }
+        "connectIntegrationOAuth" => (
+            Method::POST,
+            format!("{OAUTH_CONNECTIONS}/o{n}/connect"),
+            None,
+        ),
         _ => return None,
     })
+}
+
+const OAUTH_PROVIDERS: &str = "/api/v2/integration-oauth/providers";
+const OAUTH_CONNECTIONS: &str = "/api/v2/integration-oauth/connections";
+
+/// An authorization-code provider registration (connecting makes no outbound call).
+fn oauth_provider() -> Value {
+    json!({"authorizationUrl": "https://partner.example/authorize", "tokenUrl": PUBLIC_URL,
+           "clientId": "c", "clientSecret": "s", "baseUri": PUBLIC_URL})
 }
 
 /// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role
@@ -306,6 +334,18 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         )
         .await
         .expect(201);
+    // Provider `o{n}` with a pending authorization (a connection document to disconnect).
+    app.request(
+        Method::PUT,
+        &format!("{OAUTH_PROVIDERS}/o{n}"),
+        Some(oauth_provider().to_string()),
+        None,
+    )
+    .await
+    .expect(200);
+    app.post(&format!("{OAUTH_CONNECTIONS}/o{n}/connect"), json!({}))
+        .await
+        .expect(200);
     app.post(
         "/api/v2/projects",
         json!({"key": format!("m{n}"), "name": "M"}),

@@ -6,7 +6,7 @@ use flagstaff_testkit::contract::OpenApiContract;
 use serde_json::Value;
 
 /// Operations Flagstaff adds (delivery log, redelivery, validate connection, the integration
-/// event context). Every other operation must be LaunchDarkly's.
+/// event context, integration OAuth). Every other operation must be LaunchDarkly's.
 const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     "getWebhookDeliveries",
     "getSubscriptionDeliveries",
@@ -14,6 +14,14 @@ const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     "redeliver",
     "validateSubscription",
     "getAuditLogEntryIntegrationContext",
+    // OAuth connections of requiresOAuth integrations (LaunchDarkly registers those out of band).
+    "getIntegrationOAuthProviders",
+    "getIntegrationOAuthProvider",
+    "putIntegrationOAuthProvider",
+    "deleteIntegrationOAuthProvider",
+    "getIntegrationOAuthConnection",
+    "deleteIntegrationOAuthConnection",
+    "connectIntegrationOAuth",
     // LaunchDarkly serves these (beta) but its published description omits them.
     "getIntegrationManifests",
     "getIntegrationManifest",

@@ -46,6 +46,12 @@ pub enum EntityKind {
     /// An integration configuration (audit-log subscription). scope: integration key,
     /// key: configuration id
     IntegrationConfig,
+    /// An OAuth client registration with a partner (Flagstaff is the client). scope: "",
+    /// key: the manifests' `oauthIntegrationKey`
+    IntegrationOAuthProvider,
+    /// The tokens an OAuth provider issued to Flagstaff, and pending authorizations.
+    /// scope: "", key: `oauthIntegrationKey`
+    IntegrationOAuthConnection,
 }
 
 impl EntityKind {
@@ -62,6 +68,8 @@ impl EntityKind {
             EntityKind::Segment => "segment",
             EntityKind::Webhook => "webhook",
             EntityKind::IntegrationConfig => "integration-config",
+            EntityKind::IntegrationOAuthProvider => "integration-oauth-provider",
+            EntityKind::IntegrationOAuthConnection => "integration-oauth-connection",
         }
     }
 
@@ -78,6 +86,8 @@ impl EntityKind {
             "segment" => EntityKind::Segment,
             "webhook" => EntityKind::Webhook,
             "integration-config" => EntityKind::IntegrationConfig,
+            "integration-oauth-provider" => EntityKind::IntegrationOAuthProvider,
+            "integration-oauth-connection" => EntityKind::IntegrationOAuthConnection,
             _ => return None,
         })
     }

@@ -49,6 +49,8 @@ pub enum NotSent {
     Skipped(String),
     /// Cannot be delivered (destination deleted or off, integration gone, bad secret).
     Permanent(String),
+    /// Cannot be delivered now (no usable OAuth token): retried with backoff.
+    Retry(String),
 }
 
 /// An audit entry on its way to destinations. Every webhook receives the same body, so it is
@@ -479,6 +481,15 @@ impl Worker {
                     success: false,
                 };
             }
+            Err(NotSent::Retry(reason)) => {
+                outcome.error = Some(reason);
+                outcome.next = retry_or_fail(attempt);
+                return Result_ {
+                    outcome,
+                    destination: delivery.destination.clone(),
+                    success: false,
+                };
+            }
         };
         let sent = self.integrations.outbound.send(prepared.request).await;
         outcome.latency_ms = wall_millis() - started;
@@ -662,9 +673,12 @@ pub async fn prepare_request(
             )
             .await;
             let standard = crate::render::audit_entry(&entry.entry, true);
+            // Not part of the opened destination: tokens are refreshed and rotated.
+            let oauth =
+                super::oauth_client::template_oauth(store, integrations, integration).await?;
             let input = PreviewInput {
                 form_values: form_values.clone(),
-                oauth: None,
+                oauth,
                 compat: flagstaff_template::Compat::Go,
                 standard_payload: Some(standard),
             };

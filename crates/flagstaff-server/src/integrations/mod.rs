@@ -24,6 +24,7 @@ use tokio::sync::Notify;
 pub mod delivery;
 pub mod destinations;
 pub mod event;
+pub mod oauth_client;
 
 pub use destinations::{Destinations, Route, integration_destination, webhook_destination};
 
@@ -111,6 +112,8 @@ pub struct Integrations {
     pub wake: Arc<Notify>,
     /// Set when the delivery workers start: commits hand their deliveries over through it.
     pub(crate) handoff: std::sync::OnceLock<delivery::Handoff>,
+    /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
+    pub oauth: oauth_client::OAuthClient,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -151,6 +154,7 @@ impl Integrations {
             settings,
             wake: Arc::new(Notify::new()),
             handoff: std::sync::OnceLock::new(),
+            oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
@@ -159,6 +163,12 @@ impl Integrations {
     /// The in-memory hand-off to this node's delivery workers, once they run.
     pub fn handoff(&self) -> Option<&delivery::Handoff> {
         self.handoff.get()
+    }
+
+    /// Replaces the OAuth client's settings (refresh margin, clock).
+    pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
+        self.oauth = oauth_client::OAuthClient::new(settings);
+        self
     }
 
     /// True the first time: the caller starts the delivery workers.

@@ -442,9 +442,16 @@ async fn validate_subscription(
         .get("environment/update")
         .cloned()
         .unwrap_or(Value::Null);
+    let oauth = crate::integrations::oauth_client::template_oauth(
+        &state.store,
+        &state.integrations,
+        &integration,
+    )
+    .await
+    .map_err(not_sent)?;
     let input = flagstaff_manifest::preview::PreviewInput {
         form_values,
-        oauth: None,
+        oauth,
         compat: flagstaff_template::Compat::Go,
         standard_payload: None,
     };
@@ -491,7 +498,9 @@ async fn validate_subscription(
 
 fn not_sent(reason: NotSent) -> ApiError {
     match reason {
-        NotSent::Skipped(reason) | NotSent::Permanent(reason) => ApiError::invalid(reason),
+        NotSent::Skipped(reason) | NotSent::Permanent(reason) | NotSent::Retry(reason) => {
+            ApiError::invalid(reason)
+        }
     }
 }
 

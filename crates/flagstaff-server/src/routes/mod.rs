@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub mod auditlog;
 pub mod environments;
 pub mod flags;
+pub mod integration_oauth;
 pub mod integrations;
 pub mod members;
 pub mod projects;

@@ -30,6 +30,7 @@ pub mod bootstrap;
 pub mod environments;
 pub mod flags;
 pub mod grants;
+pub mod integration_oauth;
 pub mod members;
 pub mod projects;
 pub mod roles;

@@ -128,7 +128,11 @@ fn subscription_resource(integration_key: &str, tags: &[String]) -> Resource {
 }
 
 impl Services {
-    async fn check_outbound_url(&self, integrations: &Integrations, url: &str) -> ApiResult<()> {
+    pub(crate) async fn check_outbound_url(
+        &self,
+        integrations: &Integrations,
+        url: &str,
+    ) -> ApiResult<()> {
         if !flagstaff_manifest::config::is_absolute_http_url(url) {
             return Err(ApiError::invalid(format!(
                 "url `{url}` is not an absolute http(s) URL"
@@ -469,6 +473,8 @@ impl Services {
                     integration.key
                 ))
             })?;
+        let oauth_base_uri =
+            super::integration_oauth::connected_base_uri(self.store.as_ref(), integration).await?;
         // A masked secret sent back unchanged means "keep the stored one".
         let mut incoming = config.clone();
         let mut kept = Map::new();
@@ -506,9 +512,14 @@ impl Services {
             for (key, value) in &incoming {
                 plain.insert(key.clone(), value.clone());
             }
+            // The real base URI (the token is not needed to check where requests go).
+            let oauth = match &oauth_base_uri {
+                Some(base) => flagstaff_manifest::context::oauth_context(true, base, "token"),
+                None => Value::Null,
+            };
             let context = flagstaff_manifest::context::endpoint_context(
                 &plain,
-                &flagstaff_manifest::context::placeholder_oauth(manifest.requires_oauth),
+                &oauth,
                 &Value::Object(Map::new()),
             );
             let url = match integration
@@ -634,6 +645,10 @@ impl Services {
             )
             .await?
         };
+        if after.on && !before.on {
+            // Turning on a requiresOAuth integration needs a connection, as configuring does.
+            super::integration_oauth::connected_base_uri(self.store.as_ref(), &integration).await?;
+        }
         let mut actions = Vec::new();
         if after.name != before.name {
             actions.push("updateName");
