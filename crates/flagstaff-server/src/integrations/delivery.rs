@@ -673,6 +673,7 @@ pub async fn prepare_request(
             )
             .await;
             let standard = crate::render::audit_entry(&entry.entry, true);
+            // Not part of the opened destination: tokens are refreshed and rotated.
             let oauth =
                 super::oauth_client::template_oauth(store, integrations, integration).await?;
             let input = PreviewInput {

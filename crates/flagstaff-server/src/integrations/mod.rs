@@ -110,10 +110,10 @@ pub struct Integrations {
     pub settings: DeliverySettings,
     /// Woken after every commit that created deliveries not handed over in memory.
     pub wake: Arc<Notify>,
-    /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
-    pub oauth: oauth_client::OAuthClient,
     /// Set when the delivery workers start: commits hand their deliveries over through it.
     pub(crate) handoff: std::sync::OnceLock<delivery::Handoff>,
+    /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
+    pub oauth: oauth_client::OAuthClient,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -153,22 +153,22 @@ impl Integrations {
             destinations: Arc::new(Destinations::default()),
             settings,
             wake: Arc::new(Notify::new()),
-            oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             handoff: std::sync::OnceLock::new(),
+            oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
+    }
+
+    /// The in-memory hand-off to this node's delivery workers, once they run.
+    pub fn handoff(&self) -> Option<&delivery::Handoff> {
+        self.handoff.get()
     }
 
     /// Replaces the OAuth client's settings (refresh margin, clock).
     pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
         self.oauth = oauth_client::OAuthClient::new(settings);
         self
-    }
-
-    /// The in-memory hand-off to this node's delivery workers, once they run.
-    pub fn handoff(&self) -> Option<&delivery::Handoff> {
-        self.handoff.get()
     }
 
     /// True the first time: the caller starts the delivery workers.
