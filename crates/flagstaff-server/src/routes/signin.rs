@@ -372,7 +372,10 @@ mod tests {
     #[test]
     fn reads_one_cookie() {
         let mut headers = HeaderMap::new();
-        headers.insert(COOKIE, HeaderValue::from_static("a=1; flagstaff_session=s3; b=2"));
+        headers.insert(
+            COOKIE,
+            HeaderValue::from_static("a=1; flagstaff_session=s3; b=2"),
+        );
         assert_eq!(cookie(&headers, SESSION_COOKIE), Some("s3"));
         assert_eq!(cookie(&headers, "missing"), None);
     }
