@@ -172,7 +172,7 @@ fn host_of(authority: &str) -> Option<&str> {
         return None;
     }
     if let Some(port) = port
-        && (port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()))
+        && (!port.bytes().all(|b| b.is_ascii_digit()) || port.parse::<u16>().is_err())
     {
         return None;
     }
@@ -181,7 +181,11 @@ fn host_of(authority: &str) -> Option<&str> {
 }
 
 fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost") || host == "[::1]" || host.starts_with("127.")
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Where the sign-in page may send the browser afterwards: a path on this server only
@@ -289,7 +293,7 @@ mod tests {
     #[test]
     fn pkce_rfc7636_appendix_b() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGwSstw-cM";
+        let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert_eq!(pkce_s256(verifier), challenge);
         assert!(pkce_matches(verifier, challenge));
         assert!(!pkce_matches(

@@ -210,13 +210,15 @@ fn failure_response(failure: AuthorizeFailure, iss: String) -> Response {
     }
 }
 
-fn parse_params(raw: &str) -> Result<Params, Response> {
-    serde_urlencoded::from_str::<Params>(raw).map_err(|_| {
-        error_page(
-            StatusCode::BAD_REQUEST,
-            "The authorization request is not a valid query string.",
-        )
-    })
+fn parse_params(raw: &str) -> Option<Params> {
+    serde_urlencoded::from_str::<Params>(raw).ok()
+}
+
+fn unreadable_request() -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "The authorization request is not a valid query string.",
+    )
 }
 
 async fn authorize_page(
@@ -225,9 +227,8 @@ async fn authorize_page(
     RawQuery(raw): RawQuery,
 ) -> Response {
     let raw = raw.unwrap_or_default();
-    let params = match parse_params(&raw) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(params) = parse_params(&raw) else {
+        return unreadable_request();
     };
     let iss = issuer(&state, &headers);
     let (request, _) = match validate_request(&state, &params).await {
@@ -303,9 +304,8 @@ async fn authorize_decision(
             "The consent form expired or did not come from Flagstaff. Nothing was authorized.",
         );
     }
-    let params = match parse_params(&form.request) {
-        Ok(p) => p,
-        Err(r) => return r,
+    let Some(params) = parse_params(&form.request) else {
+        return unreadable_request();
     };
     let iss = issuer(&state, &headers);
     let (request, app_state) = match validate_request(&state, &params).await {
