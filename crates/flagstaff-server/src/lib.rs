@@ -63,12 +63,15 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::environments::router())
         .merge(routes::flags::router())
         .merge(routes::segments::router())
+        .merge(routes::segment_targets::router())
         .merge(routes::auditlog::router())
         .merge(routes::roles::router())
         .merge(routes::members::router())
         .merge(routes::teams::router())
         .merge(routes::tokens::router())
         .merge(routes::integrations::router())
+        .merge(routes::triggers::router())
+        .merge(routes::flag_links::router())
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -88,6 +91,7 @@ pub fn app(state: AppState) -> Router {
             get(move || async move { Json(openapi.as_ref().clone()) }),
         )
         .merge(sdk::router())
+        .merge(routes::triggers::webhook_router())
         .fallback(|| async {
             ApiError::NotFound("Invalid resource identifier: no such route".into())
         })

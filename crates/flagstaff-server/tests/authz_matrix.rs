@@ -28,6 +28,12 @@ struct Fixture {
     webhook_id: String,
     subscription_id: String,
     delivery_id: String,
+    /// The client-side ID of the project's `test` environment (synced segments).
+    client_id: String,
+    /// A generic trigger on flag `f` in `test`.
+    trigger_id: String,
+    /// A URL link on flag `f`.
+    link_id: String,
 }
 
 /// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
@@ -41,6 +47,7 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
     let p = format!("/api/v2/projects/m{n}");
     let flags = format!("/api/v2/flags/m{n}");
     let segs = format!("/api/v2/segments/m{n}/test");
+    let links = format!("/api/v2/flag-links/projects/m{n}/flags/f");
     let patch_name = |name: &str| Some(json!([{"op": "replace", "path": "/name", "value": name}]));
     Some(match op {
         "getRoot" => (Method::GET, "/api/v2".into(), None),
@@ -281,8 +288,67 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("/api/v2/auditlog/{}/integration-context", f.audit_id),
             None,
         ),
+        "getTriggerWorkflows" => (Method::GET, format!("{flags}/f/triggers/test"), None),
+        "createTriggerWorkflow" => (
+            Method::POST,
+            format!("{flags}/f/triggers/test"),
+            Some(
+                json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOff"}]}),
+            ),
+        ),
+        "getTriggerWorkflowById" => (
+            Method::GET,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            None,
+        ),
+        "patchTriggerWorkflow" => (
+            Method::PATCH,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            Some(json!({"instructions": [{"kind": "disableTrigger"}]})),
+        ),
+        "deleteTriggerWorkflow" => (
+            Method::DELETE,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            None,
+        ),
+        "getFlagLinks" => (Method::GET, links.clone(), None),
+        "createFlagLink" => (
+            Method::POST,
+            links.clone(),
+            Some(json!({"deepLink": "https://example.com/issue/1", "title": "T"})),
+        ),
+        "getFlagLink" => (Method::GET, format!("{links}/{}", f.link_id), None),
+        "updateFlagLink" => (
+            Method::PATCH,
+            format!("{links}/{}", f.link_id),
+            Some(json!([{"op": "add", "path": "/title", "value": "U"}])),
+        ),
+        "deleteFlagLink" => (Method::DELETE, format!("{links}/{}", f.link_id), None),
+        "postSegmentTargets" => (
+            Method::POST,
+            "/api/v2/segment-targets/amplitude".into(),
+            Some(json!({"environmentId": f.client_id, "batch": [
+                {"userId": "u", "cohortId": "c", "cohortName": "C", "value": true}]})),
+        ),
         _ => return None,
     })
+}
+
+/// The conformance catalogue besides the built-in integrations: trigger and synced-segment
+/// routes need integrations with those capabilities.
+fn with_catalogue(state: flagstaff_server::AppState) -> flagstaff_server::AppState {
+    state.with_integrations(
+        flagstaff_server::integrations::Integrations::new(
+            vec![
+                flagstaff_testkit::conformance::conformance_dir()
+                    .join("integration-framework/integrations"),
+            ],
+            flagstaff_outbound::SecretBox::new([7; 32]),
+            flagstaff_outbound::OutboundPolicy::default(),
+            flagstaff_server::integrations::DeliverySettings::default(),
+        )
+        .unwrap(),
+    )
 }
 
 /// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role
@@ -351,6 +417,24 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         )
         .await
         .expect(201);
+    let trigger = app
+        .post(
+            &format!("/api/v2/flags/m{n}/f/triggers/test"),
+            json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOn"}]}),
+        )
+        .await
+        .expect(201);
+    let link = app
+        .post(
+            &format!("/api/v2/flag-links/projects/m{n}/flags/f"),
+            json!({"deepLink": "https://example.com/issue/0"}),
+        )
+        .await
+        .expect(201);
+    let env = app
+        .get(&format!("/api/v2/projects/m{n}/environments/test"))
+        .await
+        .expect(200);
     let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
     let webhook_id = webhook["_id"].as_str().unwrap().to_string();
     let deliveries = app
@@ -365,12 +449,15 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         webhook_id,
         subscription_id: subscription["_id"].as_str().unwrap().to_string(),
         delivery_id: deliveries["items"][0]["_id"].as_str().unwrap().to_string(),
+        client_id: env["_id"].as_str().unwrap().to_string(),
+        trigger_id: trigger["_id"].as_str().unwrap().to_string(),
+        link_id: link["_id"].as_str().unwrap().to_string(),
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_times_every_built_in_role() {
-    let app = TestApp::sqlite_with(|state| state.with_rate_limit(0)).await;
+    let app = TestApp::sqlite_with(|state| with_catalogue(state.with_rate_limit(0))).await;
     let mut secrets: BTreeMap<&str, String> = BTreeMap::new();
     let mut member_ids: BTreeMap<&str, String> = BTreeMap::new();
     secrets.insert("owner", TEST_TOKEN.to_string());
@@ -395,6 +482,9 @@ async fn every_route_times_every_built_in_role() {
         webhook_id: String::new(),
         subscription_id: String::new(),
         delivery_id: String::new(),
+        client_id: String::new(),
+        trigger_id: String::new(),
+        link_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()
@@ -418,7 +508,7 @@ async fn every_route_times_every_built_in_role() {
             n += 1;
             let f = fixture(&app, n).await;
             let (method, path, body) = request_for(op, &f).unwrap();
-            let content_type = if op == "patchTeam" {
+            let content_type = if op == "patchTeam" || op == "patchTriggerWorkflow" {
                 "application/json; domain-model=launchdarkly.semanticpatch"
             } else {
                 "application/json"

@@ -17,6 +17,10 @@ const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     // LaunchDarkly serves these (beta) but its published description omits them.
     "getIntegrationManifests",
     "getIntegrationManifest",
+    // LaunchDarkly's synced-segment endpoint, which its description leaves out.
+    "postSegmentTargets",
+    // LaunchDarkly lists flag links but has no read of one.
+    "getFlagLink",
 ];
 
 #[tokio::test]

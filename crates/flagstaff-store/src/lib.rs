@@ -46,6 +46,12 @@ pub enum EntityKind {
     /// An integration configuration (audit-log subscription). scope: integration key,
     /// key: configuration id
     IntegrationConfig,
+    /// A flag trigger. scope: "projectKey/triggers:flagKey:environmentKey" (`:` cannot occur
+    /// in keys, so deleting an environment's scope never reaches a flag's), key: trigger id;
+    /// found by id through the alias `trigger:<id>`
+    FlagTrigger,
+    /// A flag link. scope: "projectKey/links:flagKey", key: link id
+    FlagLink,
 }
 
 impl EntityKind {
@@ -62,6 +68,8 @@ impl EntityKind {
             EntityKind::Segment => "segment",
             EntityKind::Webhook => "webhook",
             EntityKind::IntegrationConfig => "integration-config",
+            EntityKind::FlagTrigger => "flag-trigger",
+            EntityKind::FlagLink => "flag-link",
         }
     }
 
@@ -78,6 +86,8 @@ impl EntityKind {
             "segment" => EntityKind::Segment,
             "webhook" => EntityKind::Webhook,
             "integration-config" => EntityKind::IntegrationConfig,
+            "flag-trigger" => EntityKind::FlagTrigger,
+            "flag-link" => EntityKind::FlagLink,
             _ => return None,
         })
     }

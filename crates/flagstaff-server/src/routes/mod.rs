@@ -16,15 +16,18 @@ use crate::state::AppState;
 
 pub mod auditlog;
 pub mod environments;
+pub mod flag_links;
 pub mod flags;
 pub mod integrations;
 pub mod members;
 pub mod projects;
 pub mod roles;
 pub mod root;
+pub mod segment_targets;
 pub mod segments;
 pub mod teams;
 pub mod tokens;
+pub mod triggers;
 
 /// `limit` / `offset` of a paginated list.
 #[derive(Debug, Clone, Copy)]

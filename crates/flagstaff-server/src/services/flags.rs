@@ -23,6 +23,20 @@ use super::{
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
+/// Who changes a flag: an API caller (authorized per change), or a flag trigger.
+#[derive(Clone, Copy)]
+enum Actor<'a> {
+    Caller(&'a Caller),
+    Trigger(&'a TriggerFire),
+}
+
+/// A trigger's invocation: the partner's request body (recorded as the audit entry's
+/// `triggerBody`) and the trigger's updated document, written in the same transaction.
+pub struct TriggerFire {
+    pub body: Value,
+    pub write: EntityWrite,
+}
+
 pub fn flag_ref(project: &str, key: &str) -> EntityRef {
     EntityRef::new(EntityKind::Flag, project, key)
 }
@@ -327,13 +341,33 @@ impl Services {
         let request = parse_patch_request(body, semantic, PatchFormats::All)?;
         let target = flag_ref(project, key);
         let _guard = self.lock(&target).await;
-        self.with_retries(|| self.patch_flag_once(caller, project, key, &request))
+        self.with_retries(|| self.patch_flag_once(Actor::Caller(caller), project, key, &request))
             .await
+    }
+
+    /// A semantic patch applied by a flag trigger: authorized when the trigger was made, so
+    /// no caller is checked; the trigger's own write (its counters) commits with the change.
+    /// Returns `None` when the flag was already as the trigger wants it.
+    pub async fn patch_flag_by_trigger(
+        &self,
+        fire: &TriggerFire,
+        project: &str,
+        key: &str,
+        instructions: Value,
+    ) -> ApiResult<Option<FeatureFlag>> {
+        let request = parse_patch_request(instructions, true, PatchFormats::All)?;
+        let target = flag_ref(project, key);
+        let _guard = self.lock(&target).await;
+        let before = self.get_flag(project, key).await?.1;
+        let (after, _) = self
+            .with_retries(|| self.patch_flag_once(Actor::Trigger(fire), project, key, &request))
+            .await?;
+        Ok((after.version != before).then_some(after))
     }
 
     async fn patch_flag_once(
         &self,
-        caller: &Caller,
+        actor: Actor<'_>,
         project: &str,
         key: &str,
         request: &PatchRequest,
@@ -363,7 +397,9 @@ impl Services {
         finalize_flag_change(&before, &mut after, version, now)?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
-            caller.require("viewProject", &context.project_resource())?;
+            if let Actor::Caller(caller) = actor {
+                caller.require("viewProject", &context.project_resource())?;
+            }
             return Ok((before, context));
         }
         self.check_prerequisite_keys(project, &before, &after)
@@ -374,8 +410,10 @@ impl Services {
         }
         // Judged as the flag was and as it will be: a change cannot escape a tag-based policy
         // by changing the tags it is judged by.
-        for a in flag_accesses(&context, &before, &changes).0 {
-            caller.require(&a.action, &a.resource)?;
+        if let Actor::Caller(caller) = actor {
+            for a in flag_accesses(&context, &before, &changes).0 {
+                caller.require(&a.action, &a.resource)?;
+            }
         }
         let (accesses, resources) = flag_accesses(&context, &after, &changes);
         let text = describe_changes(&changes, &after, applied.as_deref());
@@ -390,14 +428,18 @@ impl Services {
             envs.dedup();
             envs
         };
+        let mut writes = vec![EntityWrite::Update {
+            target: flag_ref(project, key),
+            expected_version: version,
+            version: after.version,
+            doc: encode(&after)?,
+            aliases: None,
+        }];
+        if let Actor::Trigger(fire) = actor {
+            writes.push(fire.write.clone());
+        }
         let change = PendingChange {
-            writes: vec![EntityWrite::Update {
-                target: flag_ref(project, key),
-                expected_version: version,
-                version: after.version,
-                doc: encode(&after)?,
-                aliases: None,
-            }],
+            writes,
             audit: AuditDraft {
                 kind: "flag",
                 name: after.name.clone(),
@@ -414,7 +456,13 @@ impl Services {
             },
             outbox: vec![flag_outbox(project, key, after.version, "update", &touched)],
         };
-        self.commit(Some(caller), now, change).await?;
+        match actor {
+            Actor::Caller(caller) => self.commit(Some(caller), now, change).await?,
+            Actor::Trigger(fire) => {
+                self.commit_with(None, now, change, Some(fire.body.clone()))
+                    .await?
+            }
+        };
         Ok((after, context))
     }
 

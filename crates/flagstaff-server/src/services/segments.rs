@@ -32,6 +32,8 @@ const SEGMENT_READ_ONLY: &[&str] = &[
     "/deleted",
     "/generation",
     "/salt",
+    "/_external",
+    "/_externalLink",
 ];
 
 fn segment_action(field: &str) -> &'static str {
@@ -46,7 +48,13 @@ fn segment_action(field: &str) -> &'static str {
     }
 }
 
-fn segment_outbox(project: &str, env: &str, key: &str, version: i64, action: &str) -> OutboxRow {
+pub(crate) fn segment_outbox(
+    project: &str,
+    env: &str,
+    key: &str,
+    version: i64,
+    action: &str,
+) -> OutboxRow {
     OutboxRow {
         topic: "segment".into(),
         payload: json!({"kind": "segment", "action": action, "project": project, "environment": env, "segment": key, "version": version}).to_string(),
