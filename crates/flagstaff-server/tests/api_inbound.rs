@@ -404,6 +404,15 @@ async fn synced_segment_refusals_write_nothing() {
     )
     .await;
     assert_eq!(taken.status, 409, "{}", taken.body);
+    // Members overriding the cohort reach two segments: one refused, neither written.
+    let split = post(
+        "amplitude",
+        json!({"environmentId": env.client_id, "batch": [
+            {"userId": "u1", "cohortId": "fresh", "cohortName": "F", "value": true},
+            {"userId": "u2", "cohortId": "c", "cohortName": "C", "value": true}]}),
+    )
+    .await;
+    assert_eq!(split.status, 409, "{}", split.body);
 
     assert_eq!(segment_count(&app).await, 1);
     assert_eq!(

@@ -59,6 +59,26 @@ fn member_kind(segment: &Segment) -> Option<&str> {
         .map(|t| t.context_kind.as_str())
 }
 
+/// A segment a sync may write: made by this integration, with members of this kind.
+fn check_synced(segment: &Segment, integration_key: &str, context_kind: &str) -> ApiResult<()> {
+    let key = &segment.key;
+    if segment.external.as_deref() != Some(integration_key) {
+        return Err(ApiError::Conflict(format!(
+            "segment \"{key}\" exists and is not synced by integration \"{integration_key}\": \
+             delete it or use another cohort ID"
+        )));
+    }
+    if let Some(kind) = member_kind(segment)
+        && kind != context_kind
+    {
+        return Err(ApiError::Conflict(format!(
+            "segment \"{key}\" holds members of context kind \"{kind}\", not \
+             \"{context_kind}\": all members of a synced segment share one kind"
+        )));
+    }
+    Ok(())
+}
+
 /// Adds and removes members in `list`, keeping its order; returns how many changed.
 fn apply_members(list: &mut Vec<String>, add: &[&str], remove: &[&str]) -> (usize, usize) {
     let removing: HashSet<&str> = remove.iter().copied().collect();
@@ -88,8 +108,33 @@ impl Services {
         parsed: &ParsedSync,
     ) -> ApiResult<Vec<SyncedTarget>> {
         let (project, env) = environment_by_client_side_id(self, &parsed.environment_id).await?;
+        let cohorts = parsed.cohorts();
+        if cohorts.len() > 1 {
+            // Members that override the cohort touch several segments, one commit each: refuse
+            // what would fail before any of them is written.
+            let context = self.project_context(&project).await?;
+            for cohort in &cohorts {
+                let key = segment_key(integration_key, cohort.cohort_id);
+                flagstaff_model::keys::validate_key("segment", &key)?;
+                let existing = self
+                    .load::<Segment>(&segment_ref(&project, &env, &key))
+                    .await?;
+                let tags = existing
+                    .as_ref()
+                    .map(|(s, _)| s.tags.clone())
+                    .unwrap_or_default();
+                let resource = context.segment_resource(&env, &key, &tags);
+                match existing {
+                    Some((segment, _)) => {
+                        check_synced(&segment, integration_key, &parsed.context_kind)?;
+                    }
+                    None => caller.require("createSegment", &resource)?,
+                }
+                caller.require("updateIncluded", &resource)?;
+            }
+        }
         let mut out = Vec::new();
-        for cohort in parsed.cohorts() {
+        for cohort in cohorts {
             let key = segment_key(integration_key, cohort.cohort_id);
             let target = segment_ref(&project, &env, &key);
             let _guard = self.lock(&target).await;
@@ -131,22 +176,7 @@ impl Services {
         let created = existing.is_none();
         let (mut segment, version) = match existing {
             Some((segment, version)) => {
-                if segment.external.as_deref() != Some(integration_key) {
-                    return Err(ApiError::Conflict(format!(
-                        "segment \"{key}\" in environment \"{env}\" exists and is not synced by \
-                         integration \"{integration_key}\": delete it or use another cohort ID"
-                    ))
-                    .into());
-                }
-                if let Some(kind) = member_kind(&segment)
-                    && kind != context_kind
-                {
-                    return Err(ApiError::Conflict(format!(
-                        "segment \"{key}\" holds members of context kind \"{kind}\", not \
-                         \"{context_kind}\": all members of a synced segment share one kind"
-                    ))
-                    .into());
-                }
+                check_synced(&segment, integration_key, context_kind)?;
                 (segment, version)
             }
             None => {
