@@ -14,6 +14,8 @@ pub mod lint;
 pub mod model;
 pub mod preview;
 pub mod schema;
+pub mod synced_segment;
+pub mod trigger;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -112,10 +112,15 @@ pub struct AuditEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Object)]
     pub current_version: Option<Value>,
+    /// The request body of the flag trigger that made this change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Object)]
+    pub trigger_body: Option<Value>,
 }
 
 /// The fields only the detailed representation (`GET /auditlog/{id}`) carries.
-pub const DETAIL_ONLY_FIELDS: &[&str] = &["delta", "previousVersion", "currentVersion"];
+pub const DETAIL_ONLY_FIELDS: &[&str] =
+    &["delta", "previousVersion", "currentVersion", "triggerBody"];
 
 impl AuditEntry {
     /// Whether free-text search `q` matches this entry (case-insensitive, over the texts a

@@ -59,6 +59,17 @@ pub struct Segment {
     pub unbounded: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unbounded_context_kind: Option<String>,
+    /// The integration that keeps this segment in step with a partner's cohort (synced
+    /// segments); such segments are written by that integration's syncs.
+    #[serde(rename = "_external", default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<String>,
+    /// The partner's page of the cohort.
+    #[serde(
+        rename = "_externalLink",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub external_link: Option<String>,
 }
 
 /// `POST /api/v2/segments/{projectKey}/{environmentKey}` body (`SegmentBody`).
@@ -99,6 +110,8 @@ impl Segment {
             rules: Vec::new(),
             unbounded: body.unbounded.unwrap_or(false),
             unbounded_context_kind: body.unbounded_context_kind,
+            external: None,
+            external_link: None,
         };
         segment.validate()?;
         Ok(segment)

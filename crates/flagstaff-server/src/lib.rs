@@ -64,6 +64,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::flags::router())
         .merge(routes::segments::router())
         .merge(routes::approvals::router())
+        .merge(routes::segment_targets::router())
         .merge(routes::auditlog::router())
         .merge(routes::roles::router())
         .merge(routes::members::router())
@@ -72,6 +73,8 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::integrations::router())
         .merge(routes::integration_oauth::router())
         .merge(routes::oauth::router())
+        .merge(routes::triggers::router())
+        .merge(routes::flag_links::router())
 }
 
 /// The OpenAPI document generated from the handlers.
@@ -94,6 +97,7 @@ pub fn app(state: AppState) -> Router {
         .merge(routes::integration_oauth::callback_router())
         .merge(routes::signin::router())
         .merge(routes::trust::router())
+        .merge(routes::triggers::webhook_router())
         .fallback(|| async {
             ApiError::NotFound("Invalid resource identifier: no such route".into())
         })

@@ -33,6 +33,12 @@ struct Fixture {
     /// The owner's authorization of `client_id`; made only for the case that revokes it.
     grant_id: String,
     approval_id: String,
+    /// The client-side ID of the project's `test` environment (synced segments).
+    env_client_id: String,
+    /// A generic trigger on flag `f` in `test`.
+    trigger_id: String,
+    /// A URL link on flag `f`.
+    link_id: String,
 }
 
 /// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
@@ -45,6 +51,7 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
     let n = f.n;
     let p = format!("/api/v2/projects/m{n}");
     let flags = format!("/api/v2/flags/m{n}");
+    let links = format!("/api/v2/flag-links/projects/m{n}/flags/f");
     let segs = format!("/api/v2/segments/m{n}/test");
     let patch_name = |name: &str| Some(json!([{"op": "replace", "path": "/name", "value": name}]));
     let approval = format!("/api/v2/approval-requests/{}", f.approval_id);
@@ -369,6 +376,48 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("{OAUTH_CONNECTIONS}/o{n}/connect"),
             None,
         ),
+        "getTriggerWorkflows" => (Method::GET, format!("{flags}/f/triggers/test"), None),
+        "createTriggerWorkflow" => (
+            Method::POST,
+            format!("{flags}/f/triggers/test"),
+            Some(
+                json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOff"}]}),
+            ),
+        ),
+        "getTriggerWorkflowById" => (
+            Method::GET,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            None,
+        ),
+        "patchTriggerWorkflow" => (
+            Method::PATCH,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            Some(json!({"instructions": [{"kind": "disableTrigger"}]})),
+        ),
+        "deleteTriggerWorkflow" => (
+            Method::DELETE,
+            format!("{flags}/f/triggers/test/{}", f.trigger_id),
+            None,
+        ),
+        "getFlagLinks" => (Method::GET, links.clone(), None),
+        "createFlagLink" => (
+            Method::POST,
+            links.clone(),
+            Some(json!({"deepLink": "https://example.com/issue/1", "title": "T"})),
+        ),
+        "getFlagLink" => (Method::GET, format!("{links}/{}", f.link_id), None),
+        "updateFlagLink" => (
+            Method::PATCH,
+            format!("{links}/{}", f.link_id),
+            Some(json!([{"op": "add", "path": "/title", "value": "U"}])),
+        ),
+        "deleteFlagLink" => (Method::DELETE, format!("{links}/{}", f.link_id), None),
+        "postSegmentTargets" => (
+            Method::POST,
+            "/api/v2/segment-targets/amplitude".into(),
+            Some(json!({"environmentId": f.env_client_id, "batch": [
+                {"userId": "u", "cohortId": "c", "cohortName": "C", "value": true}]})),
+        ),
         _ => return None,
     })
 }
@@ -380,6 +429,23 @@ const OAUTH_CONNECTIONS: &str = "/api/v2/integration-oauth/connections";
 fn oauth_provider() -> Value {
     json!({"authorizationUrl": "https://partner.example/authorize", "tokenUrl": PUBLIC_URL,
            "clientId": "c", "clientSecret": "s", "baseUri": PUBLIC_URL})
+}
+
+/// The conformance catalogue besides the built-in integrations: trigger and synced-segment
+/// routes need integrations with those capabilities.
+fn with_catalogue(state: flagstaff_server::AppState) -> flagstaff_server::AppState {
+    state.with_integrations(
+        flagstaff_server::integrations::Integrations::new(
+            vec![
+                flagstaff_testkit::conformance::conformance_dir()
+                    .join("integration-framework/integrations"),
+            ],
+            flagstaff_outbound::SecretBox::new([7; 32]),
+            flagstaff_outbound::OutboundPolicy::default(),
+            flagstaff_server::integrations::DeliverySettings::default(),
+        )
+        .unwrap(),
+    )
 }
 
 /// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role
@@ -483,6 +549,24 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         )
         .await
         .expect(201);
+    let trigger = app
+        .post(
+            &format!("/api/v2/flags/m{n}/f/triggers/test"),
+            json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOn"}]}),
+        )
+        .await
+        .expect(201);
+    let link = app
+        .post(
+            &format!("/api/v2/flag-links/projects/m{n}/flags/f"),
+            json!({"deepLink": "https://example.com/issue/0"}),
+        )
+        .await
+        .expect(201);
+    let env = app
+        .get(&format!("/api/v2/projects/m{n}/environments/test"))
+        .await
+        .expect(200);
     let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
     let client = app
         .post(
@@ -507,6 +591,9 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         client_id: client["_clientId"].as_str().unwrap().to_string(),
         grant_id: String::new(),
         approval_id,
+        env_client_id: env["_id"].as_str().unwrap().to_string(),
+        trigger_id: trigger["_id"].as_str().unwrap().to_string(),
+        link_id: link["_id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -543,8 +630,10 @@ async fn owner_grant(app: &TestApp, browser: &mut Browser, f: &Fixture) -> Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_route_times_every_built_in_role() {
-    let app =
-        TestApp::sqlite_with(|state| state.with_rate_limit(0).with_oauth(cheap_passwords())).await;
+    let app = TestApp::sqlite_with(|state| {
+        with_catalogue(state.with_rate_limit(0).with_oauth(cheap_passwords()))
+    })
+    .await;
     flagstaff_server::services::oauth::set_password_offline(
         app.store.clone(),
         "owner@flagstaff.local",
@@ -581,6 +670,9 @@ async fn every_route_times_every_built_in_role() {
         client_id: String::new(),
         grant_id: String::new(),
         approval_id: String::new(),
+        env_client_id: String::new(),
+        trigger_id: String::new(),
+        link_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()
@@ -607,7 +699,7 @@ async fn every_route_times_every_built_in_role() {
                 f.grant_id = owner_grant(&app, &mut browser, &f).await;
             }
             let (method, path, body) = request_for(op, &f).unwrap();
-            let content_type = if op == "patchTeam" {
+            let content_type = if op == "patchTeam" || op == "patchTriggerWorkflow" {
                 "application/json; domain-model=launchdarkly.semanticpatch"
             } else {
                 "application/json"

@@ -28,6 +28,10 @@ const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     // Authorized OAuth apps (LaunchDarkly manages them in its UI only).
     "getOAuthAuthorizations",
     "deleteOAuthAuthorization",
+    // LaunchDarkly's synced-segment endpoint, which its description leaves out.
+    "postSegmentTargets",
+    // LaunchDarkly lists flag links but has no read of one.
+    "getFlagLink",
 ];
 
 #[tokio::test]

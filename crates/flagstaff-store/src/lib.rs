@@ -63,6 +63,12 @@ pub enum EntityKind {
     Credential,
     /// An approval request for a change to a flag or segment. scope: "", key: request id
     ApprovalRequest,
+    /// A flag trigger. scope: "projectKey/triggers:flagKey:environmentKey" (`:` cannot occur
+    /// in keys, so deleting an environment's scope never reaches a flag's), key: trigger id;
+    /// found by id through the alias `trigger:<id>`
+    FlagTrigger,
+    /// A flag link. scope: "projectKey/links:flagKey", key: link id
+    FlagLink,
 }
 
 impl EntityKind {
@@ -86,6 +92,8 @@ impl EntityKind {
             EntityKind::OAuthGrant => "oauth-grant",
             EntityKind::Credential => "credential",
             EntityKind::ApprovalRequest => "approval-request",
+            EntityKind::FlagTrigger => "flag-trigger",
+            EntityKind::FlagLink => "flag-link",
         }
     }
 
@@ -109,6 +117,8 @@ impl EntityKind {
             "oauth-grant" => EntityKind::OAuthGrant,
             "credential" => EntityKind::Credential,
             "approval-request" => EntityKind::ApprovalRequest,
+            "flag-trigger" => EntityKind::FlagTrigger,
+            "flag-link" => EntityKind::FlagLink,
             _ => return None,
         })
     }

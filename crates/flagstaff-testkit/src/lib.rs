@@ -7,3 +7,4 @@ pub mod conformance;
 pub mod contract;
 pub mod python;
 pub mod receiver;
+pub mod sse;

@@ -47,7 +47,7 @@ fn parse_target(entry: &AuditEntry) -> Target {
 }
 
 /// `YYYY-MM-DD HH:MM:SS` and RFC 3339 (no fraction) of a Unix-ms time, in UTC.
-fn timestamps(ms: i64) -> Value {
+pub fn timestamps(ms: i64) -> Value {
     let seconds = ms.div_euclid(1000);
     let days = seconds.div_euclid(86_400);
     let secs_of_day = seconds.rem_euclid(86_400);

@@ -17,6 +17,7 @@ use crate::state::AppState;
 pub mod approvals;
 pub mod auditlog;
 pub mod environments;
+pub mod flag_links;
 pub mod flags;
 pub mod integration_oauth;
 pub mod integrations;
@@ -25,10 +26,12 @@ pub mod oauth;
 pub mod projects;
 pub mod roles;
 pub mod root;
+pub mod segment_targets;
 pub mod segments;
 pub mod signin;
 pub mod teams;
 pub mod tokens;
+pub mod triggers;
 pub mod trust;
 
 /// `limit` / `offset` of a paginated list.

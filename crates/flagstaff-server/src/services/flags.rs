@@ -24,6 +24,29 @@ use super::{
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 
+/// Who changes a flag: an API caller (authorized per change), or a flag trigger.
+#[derive(Clone, Copy)]
+enum Actor<'a> {
+    Caller(&'a Caller),
+    Trigger(&'a TriggerFire),
+}
+
+impl<'a> Actor<'a> {
+    fn caller(self) -> Option<&'a Caller> {
+        match self {
+            Actor::Caller(caller) => Some(caller),
+            Actor::Trigger(_) => None,
+        }
+    }
+}
+
+/// A trigger's invocation: the partner's request body (recorded as the audit entry's
+/// `triggerBody`) and the trigger's updated document, written in the same transaction.
+pub struct TriggerFire {
+    pub body: Value,
+    pub write: EntityWrite,
+}
+
 pub fn flag_ref(project: &str, key: &str) -> EntityRef {
     EntityRef::new(EntityKind::Flag, project, key)
 }
@@ -341,8 +364,33 @@ impl Services {
     ) -> ApiResult<(FeatureFlag, ProjectContext)> {
         let target = flag_ref(project, key);
         let _guard = self.lock(&target).await;
-        self.with_retries(|| self.patch_flag_once(caller, project, key, request, approved))
-            .await
+        self.with_retries(|| {
+            self.patch_flag_once(Actor::Caller(caller), project, key, request, approved)
+        })
+        .await
+    }
+
+    /// A semantic patch applied by a flag trigger: authorized when the trigger was made, so
+    /// no caller is checked; the trigger's own write (its counters) commits with the change.
+    /// Returns `None` when the flag was already as the trigger wants it. A trigger holds no
+    /// `bypassRequiredApproval`: in an environment that requires approval it is refused.
+    pub async fn patch_flag_by_trigger(
+        &self,
+        fire: &TriggerFire,
+        project: &str,
+        key: &str,
+        instructions: Value,
+    ) -> ApiResult<Option<FeatureFlag>> {
+        let request = parse_patch_request(instructions, true, PatchFormats::All)?;
+        let target = flag_ref(project, key);
+        let _guard = self.lock(&target).await;
+        let before = self.get_flag(project, key).await?.1;
+        let (after, _) = self
+            .with_retries(|| {
+                self.patch_flag_once(Actor::Trigger(fire), project, key, &request, None)
+            })
+            .await?;
+        Ok((after.version != before).then_some(after))
     }
 
     /// The flag a patch would produce, with the instructions applied (semantic patch only).
@@ -377,7 +425,7 @@ impl Services {
 
     async fn patch_flag_once(
         &self,
-        caller: &Caller,
+        actor: Actor<'_>,
         project: &str,
         key: &str,
         request: &PatchRequest,
@@ -395,7 +443,9 @@ impl Services {
         finalize_flag_change(&before, &mut after, version, now)?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
-            caller.require("viewProject", &context.project_resource())?;
+            if let Some(caller) = actor.caller() {
+                caller.require("viewProject", &context.project_resource())?;
+            }
             return Ok((before, context));
         }
         self.check_prerequisite_keys(project, &before, &after)
@@ -406,8 +456,10 @@ impl Services {
         }
         // Judged as the flag was and as it will be: a change cannot escape a tag-based policy
         // by changing the tags it is judged by.
-        for a in flag_accesses(&context, &before, &changes).0 {
-            caller.require(&a.action, &a.resource)?;
+        if let Some(caller) = actor.caller() {
+            for a in flag_accesses(&context, &before, &changes).0 {
+                caller.require(&a.action, &a.resource)?;
+            }
         }
         let touched: Vec<String> = {
             let mut envs: Vec<String> = changes
@@ -422,7 +474,7 @@ impl Services {
             envs
         };
         require_approval(
-            caller,
+            actor.caller(),
             &context,
             &touched,
             &format!("flag \"{key}\""),
@@ -432,14 +484,18 @@ impl Services {
         )?;
         let (accesses, resources) = flag_accesses(&context, &after, &changes);
         let text = describe_changes(&changes, &after, applied.as_deref());
+        let mut writes = vec![EntityWrite::Update {
+            target: flag_ref(project, key),
+            expected_version: version,
+            version: after.version,
+            doc: encode(&after)?,
+            aliases: None,
+        }];
+        if let Actor::Trigger(fire) = actor {
+            writes.push(fire.write.clone());
+        }
         let change = PendingChange {
-            writes: vec![EntityWrite::Update {
-                target: flag_ref(project, key),
-                expected_version: version,
-                version: after.version,
-                doc: encode(&after)?,
-                aliases: None,
-            }],
+            writes,
             audit: AuditDraft {
                 kind: "flag",
                 name: after.name.clone(),
@@ -456,7 +512,13 @@ impl Services {
             },
             outbox: vec![flag_outbox(project, key, after.version, "update", &touched)],
         };
-        self.commit(Some(caller), now, change).await?;
+        match actor {
+            Actor::Caller(caller) => self.commit(Some(caller), now, change).await?,
+            Actor::Trigger(fire) => {
+                self.commit_with(None, now, change, Some(fire.body.clone()))
+                    .await?
+            }
+        };
         Ok((after, context))
     }
 
@@ -564,7 +626,7 @@ impl Services {
             let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
             let environments: Vec<String> = flag.environments.keys().cloned().collect();
             require_approval(
-                caller,
+                Some(caller),
                 &context,
                 &environments,
                 &format!("flag \"{key}\""),
@@ -677,7 +739,7 @@ impl Services {
             let source_resource = context.flag_resource(&body.source.key, key, &before.tags);
             let target_resource = context.flag_resource(&body.target.key, key, &before.tags);
             require_approval(
-                caller,
+                Some(caller),
                 &context,
                 std::slice::from_ref(&body.target.key),
                 &format!("flag \"{key}\""),

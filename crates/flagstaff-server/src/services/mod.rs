@@ -29,6 +29,7 @@ pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
 pub mod environments;
+pub mod flag_links;
 pub mod flags;
 pub mod grants;
 pub mod integration_oauth;
@@ -36,9 +37,11 @@ pub mod members;
 pub mod oauth;
 pub mod projects;
 pub mod roles;
+pub mod segment_targets;
 pub mod segments;
 pub mod teams;
 pub mod tokens;
+pub mod triggers;
 pub mod webhooks;
 
 /// How often a read-modify-write retries when another writer (another node, or a request
@@ -308,12 +311,24 @@ impl Services {
         now: UnixMillis,
         change: PendingChange,
     ) -> Result<AuditEntry, CommitError> {
+        self.commit_with(caller, now, change, None).await
+    }
+
+    /// [`Services::commit`], recording the external request that caused the change (a flag
+    /// trigger's body) as the audit entry's `triggerBody`.
+    pub async fn commit_with(
+        &self,
+        caller: Option<&Caller>,
+        now: UnixMillis,
+        change: PendingChange,
+        trigger_body: Option<Value>,
+    ) -> Result<AuditEntry, CommitError> {
         if let Some(caller) = caller {
             for a in &change.audit.accesses {
                 caller.require(&a.action, &a.resource)?;
             }
         }
-        self.commit_checked(caller, now, change).await
+        self.commit_checked(caller, now, change, trigger_body).await
     }
 
     /// [`Services::commit`] for a change the service has authorized by a rule the policy
@@ -325,7 +340,7 @@ impl Services {
         now: UnixMillis,
         change: PendingChange,
     ) -> Result<AuditEntry, CommitError> {
-        self.commit_checked(Some(caller), now, change).await
+        self.commit_checked(Some(caller), now, change, None).await
     }
 
     async fn commit_checked(
@@ -333,9 +348,11 @@ impl Services {
         caller: Option<&Caller>,
         now: UnixMillis,
         change: PendingChange,
+        trigger_body: Option<Value>,
     ) -> Result<AuditEntry, CommitError> {
         let audit_accesses = change.audit.accesses.clone();
-        let entry = self.audit_entry(caller, now, change.audit);
+        let mut entry = self.audit_entry(caller, now, change.audit);
+        entry.trigger_body = trigger_body;
         let mut deliveries = match &self.delivery {
             Some(integrations) => {
                 integrations
@@ -476,6 +493,7 @@ impl Services {
             delta: draft.delta,
             previous_version: draft.previous_version,
             current_version: draft.current_version,
+            trigger_body: None,
         }
     }
 }

@@ -33,6 +33,8 @@ const SEGMENT_READ_ONLY: &[&str] = &[
     "/deleted",
     "/generation",
     "/salt",
+    "/_external",
+    "/_externalLink",
 ];
 
 fn segment_action(field: &str) -> &'static str {
@@ -47,7 +49,13 @@ fn segment_action(field: &str) -> &'static str {
     }
 }
 
-fn segment_outbox(project: &str, env: &str, key: &str, version: i64, action: &str) -> OutboxRow {
+pub(crate) fn segment_outbox(
+    project: &str,
+    env: &str,
+    key: &str,
+    version: i64,
+    action: &str,
+) -> OutboxRow {
     OutboxRow {
         topic: "segment".into(),
         payload: json!({"kind": "segment", "action": action, "project": project, "environment": env, "segment": key, "version": version}).to_string(),
@@ -197,7 +205,7 @@ impl Services {
             caller.require(a, &context.segment_resource(env, key, &before.tags))?;
         }
         require_approval(
-            caller,
+            Some(caller),
             &context,
             &[env.to_string()],
             &format!("segment \"{key}\""),
@@ -255,7 +263,7 @@ impl Services {
             let context = self.project_context(project).await?;
             let resource = context.segment_resource(env, key, &segment.tags);
             require_approval(
-                caller,
+                Some(caller),
                 &context,
                 &[env.to_string()],
                 &format!("segment \"{key}\""),
