@@ -205,7 +205,7 @@ async fn invoke_trigger(
     {
         return Err(ApiError::RateLimited(rate.limit));
     }
-    let (trigger, version) = state.services.authenticate_trigger(&id, &secret).await?;
+    let (trigger, _) = state.services.authenticate_trigger(&id, &secret).await?;
     let body: Value = if body.iter().all(u8::is_ascii_whitespace) {
         Value::Null
     } else {
@@ -228,7 +228,7 @@ async fn invoke_trigger(
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let changed = state
         .services
-        .fire_trigger(trigger, version, &event, body)
+        .fire_trigger(trigger, &event, body)
         .await
         .map_err(|e| match e {
             // The flag or environment went away: the trigger no longer exists either.

@@ -372,7 +372,8 @@ impl Services {
 
     /// A semantic patch applied by a flag trigger: authorized when the trigger was made, so
     /// no caller is checked; the trigger's own write (its counters) commits with the change.
-    /// Returns `None` when the flag was already as the trigger wants it. A trigger holds no
+    /// Returns `None` when the flag was already as the trigger wants it. The caller holds the
+    /// flag's lock (it read the trigger's version under it). A trigger holds no
     /// `bypassRequiredApproval`: in an environment that requires approval it is refused.
     pub async fn patch_flag_by_trigger(
         &self,
@@ -382,8 +383,6 @@ impl Services {
         instructions: Value,
     ) -> ApiResult<Option<FeatureFlag>> {
         let request = parse_patch_request(instructions, true, PatchFormats::All)?;
-        let target = flag_ref(project, key);
-        let _guard = self.lock(&target).await;
         let before = self.get_flag(project, key).await?.1;
         let (after, _) = self
             .with_retries(|| {

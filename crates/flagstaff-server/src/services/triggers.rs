@@ -434,12 +434,27 @@ impl Services {
     pub async fn fire_trigger(
         &self,
         trigger: FlagTrigger,
-        version: i64,
         event: &TriggerEvent,
         body: Value,
     ) -> ApiResult<bool> {
         if event.is_test {
             return Ok(false);
+        }
+        // Every fire of this trigger changes this flag: under the flag's lock, the trigger's
+        // version read here is still current when the change commits.
+        let _guard = self
+            .lock(&super::flags::flag_ref(&trigger.project, &trigger.flag))
+            .await;
+        let (trigger, version) = self
+            .get_trigger(
+                &trigger.project,
+                &trigger.flag,
+                &trigger.environment,
+                &trigger.id,
+            )
+            .await?;
+        if !trigger.enabled {
+            return Err(unknown_trigger());
         }
         let now = now_millis();
         let mut after = trigger.clone();
