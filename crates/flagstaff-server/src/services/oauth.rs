@@ -885,12 +885,27 @@ impl Services {
             }
             (None, None) => {}
         }
-        if !self.grant_stands(&row).await? {
+        let scope = Scope::parse(Some(&row.scope)).map_err(ApiError::Internal)?;
+        self.redeem(&row, &hash, scope, settings, "authorization code")
+            .await
+    }
+
+    /// Issues new tokens for a code or refresh token `row` (whose secret hashes to `hash`),
+    /// consuming it in the same transaction. Losing that race to another request is a
+    /// replay: the family is revoked.
+    async fn redeem(
+        &self,
+        row: &OAuthSecret,
+        hash: &str,
+        scope: Scope,
+        settings: &OAuthSettings,
+        what: &str,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !self.grant_stands(row).await? {
             return Err(OAuthError::InvalidGrant(
                 "the authorization was revoked".into(),
             ));
         }
-        let scope = Scope::parse(Some(&row.scope)).map_err(ApiError::Internal)?;
         let (rows, response) = self.issue(
             &row.family,
             &row.member_id,
@@ -901,16 +916,15 @@ impl Services {
         )?;
         if !self
             .store
-            .oauth_exchange(Some(&hash), wall_millis(), &rows)
+            .oauth_exchange(Some(hash), wall_millis(), &rows)
             .await
             .map_err(ApiError::from)?
         {
-            // Another request exchanged it in between: a replay.
-            self.revoke_family(&row.family, "authorization code reused")
+            self.revoke_family(&row.family, &format!("{what} reused"))
                 .await?;
-            return Err(OAuthError::InvalidGrant(
-                "the authorization code was already used".into(),
-            ));
+            return Err(OAuthError::InvalidGrant(format!(
+                "the {what} was already used"
+            )));
         }
         Ok(response)
     }
@@ -970,32 +984,8 @@ impl Services {
                 requested
             }
         };
-        if !self.grant_stands(&row).await? {
-            return Err(OAuthError::InvalidGrant(
-                "the authorization was revoked".into(),
-            ));
-        }
-        let (rows, response) = self.issue(
-            &row.family,
-            &row.member_id,
-            &row.client_id,
-            &row.grant_id,
-            scope,
-            settings,
-        )?;
-        if !self
-            .store
-            .oauth_exchange(Some(&hash), wall_millis(), &rows)
+        self.redeem(&row, &hash, scope, settings, "refresh token")
             .await
-            .map_err(ApiError::from)?
-        {
-            self.revoke_family(&row.family, "refresh token reused")
-                .await?;
-            return Err(OAuthError::InvalidGrant(
-                "the refresh token was already used".into(),
-            ));
-        }
-        Ok(response)
     }
 
     /// RFC 7009: revokes an access or refresh token of `client` and every token issued
