@@ -13,6 +13,8 @@ cd "$repo"
 
 LD_API_CLIENT_VERSION="25.0.1"
 LD_SERVER_SDK_VERSION="9.20.0"
+# The SDK's Redis feature store (daemon mode) needs the redis client.
+REDIS_PY_VERSION="8.1.0"
 venv="$repo/.venv"
 
 if [ ! -x "$venv/bin/python" ]; then
@@ -30,6 +32,12 @@ if [ "$installed_sdk" != "$LD_SERVER_SDK_VERSION" ]; then
     echo "test.sh: installing launchdarkly-server-sdk==$LD_SERVER_SDK_VERSION into $venv" >&2
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
         "launchdarkly-server-sdk==$LD_SERVER_SDK_VERSION"
+fi
+installed_redis="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("redis"))' 2>/dev/null || true)"
+if [ "$installed_redis" != "$REDIS_PY_VERSION" ]; then
+    echo "test.sh: installing redis==$REDIS_PY_VERSION into $venv" >&2
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "redis==$REDIS_PY_VERSION"
 fi
 export FLAGSTAFF_PYTHON="$venv/bin/python"
 

@@ -5,6 +5,7 @@
 
 pub mod client;
 pub mod policy;
+pub mod redis;
 pub mod secret;
 
 pub use client::{
@@ -15,6 +16,7 @@ pub use policy::{
     ALLOW_OUTBOUND_ENV, ALLOW_OUTBOUND_FLAG, Blocked, Embedding, OutboundPolicy, PolicyError,
     blocked_ranges, parse_cidr,
 };
+pub use redis::{RedisTarget, RedisTargetError, RedisTimeouts};
 pub use secret::{
     KEY_FILE_NAME, KEY_LEN, KeySource, MASK, SEALED_PREFIX, SECRET_KEY_ENV, SecretBox, SecretError,
     SecretKeyError, is_sealed, mask,

@@ -74,6 +74,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::integration_oauth::router())
         .merge(routes::oauth::router())
         .merge(routes::triggers::router())
+        .merge(routes::store_configs::router())
         .merge(routes::flag_links::router())
 }
 

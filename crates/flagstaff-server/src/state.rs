@@ -80,6 +80,11 @@ impl AppState {
                 self.store.clone(),
                 self.integrations.clone(),
             );
+            crate::integrations::stores::StoreSync::start(
+                self.store.clone(),
+                self.sdk.clone(),
+                self.integrations.clone(),
+            );
         }
     }
 

@@ -13,6 +13,7 @@ mod deliveries;
 pub mod oauth;
 mod postgres;
 mod sqlite;
+pub mod store_sync;
 
 pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryNext, DeliveryOutcome, DeliveryRecord, NewDelivery,
@@ -21,6 +22,7 @@ pub use deliveries::{
 pub use oauth::{OAuthSecret, OAuthSecretKind, OAuthStore, RevokeScope};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use store_sync::{StoreSyncState, StoreSyncStore};
 
 /// What kind of document an entity is. The `scope` of each kind is documented on the variant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +71,10 @@ pub enum EntityKind {
     FlagTrigger,
     /// A flag link. scope: "projectKey/links:flagKey", key: link id
     FlagLink,
+    /// A persistent-store configuration of an environment (featureStore or bigSegmentStore
+    /// capability). scope: "projectKey/environmentKey" (deleted with the environment), key:
+    /// configuration id; found by id through the alias `storecfg:<id>`
+    StoreConfig,
 }
 
 impl EntityKind {
@@ -94,6 +100,7 @@ impl EntityKind {
             EntityKind::ApprovalRequest => "approval-request",
             EntityKind::FlagTrigger => "flag-trigger",
             EntityKind::FlagLink => "flag-link",
+            EntityKind::StoreConfig => "store-config",
         }
     }
 
@@ -119,6 +126,7 @@ impl EntityKind {
             "approval-request" => EntityKind::ApprovalRequest,
             "flag-trigger" => EntityKind::FlagTrigger,
             "flag-link" => EntityKind::FlagLink,
+            "store-config" => EntityKind::StoreConfig,
             _ => return None,
         })
     }
@@ -247,7 +255,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: OAuthStore + Send + Sync + 'static {
+pub trait Store: OAuthStore + StoreSyncStore + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).

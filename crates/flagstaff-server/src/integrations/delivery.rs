@@ -824,13 +824,30 @@ pub fn open_config(
     integration: &flagstaff_manifest::Integration,
     doc: &SubscriptionDoc,
 ) -> Result<Map<String, Value>, NotSent> {
-    let mut values = doc.config.clone();
-    for variable in &integration.manifest.form_variables {
+    open_values(
+        integrations,
+        &integration.manifest.form_variables,
+        &doc.integration_key,
+        &doc.id,
+        &doc.config,
+    )
+}
+
+/// Stored form values with the secret ones among `variables` decrypted.
+pub fn open_values(
+    integrations: &Integrations,
+    variables: &[flagstaff_manifest::model::FormVariable],
+    integration_key: &str,
+    id: &str,
+    config: &Map<String, Value>,
+) -> Result<Map<String, Value>, NotSent> {
+    let mut values = config.clone();
+    for variable in variables {
         if !variable.is_secret {
             continue;
         }
         if let Some(Value::String(sealed)) = values.get(&variable.key) {
-            let aad = config_secret_aad(&doc.integration_key, &doc.id, &variable.key);
+            let aad = config_secret_aad(integration_key, id, &variable.key);
             let plain = integrations
                 .secrets
                 .open_for(aad.as_bytes(), sealed)

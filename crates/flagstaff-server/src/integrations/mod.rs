@@ -25,11 +25,20 @@ pub mod delivery;
 pub mod destinations;
 pub mod event;
 pub mod oauth_client;
+pub mod stores;
 
 pub use destinations::{Destinations, Route, integration_destination, webhook_destination};
 
 /// First-party integrations, written for Flagstaff and embedded in the binary.
 const BUILTIN_FILES: &[(&str, &str)] = &[
+    (
+        "redis-feature-store/manifest.json",
+        include_str!("../../integrations/redis-feature-store/manifest.json"),
+    ),
+    (
+        "redis-feature-store/assets/images/square.svg",
+        include_str!("../../integrations/redis-feature-store/assets/images/square.svg"),
+    ),
     (
         "flagstaff-webhook/manifest.json",
         include_str!("../../integrations/flagstaff-webhook/manifest.json"),
@@ -114,6 +123,9 @@ pub struct Integrations {
     pub(crate) handoff: std::sync::OnceLock<delivery::Handoff>,
     /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
     pub oauth: oauth_client::OAuthClient,
+    /// The persistent-store sync engines, once started (`stores/`).
+    pub store_sync: std::sync::OnceLock<Arc<stores::StoreSync>>,
+    pub store_sync_settings: stores::StoreSyncSettings,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -155,6 +167,8 @@ impl Integrations {
             wake: Arc::new(Notify::new()),
             handoff: std::sync::OnceLock::new(),
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
+            store_sync: std::sync::OnceLock::new(),
+            store_sync_settings: stores::StoreSyncSettings::default(),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
@@ -169,6 +183,21 @@ impl Integrations {
     pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
         self.oauth = oauth_client::OAuthClient::new(settings);
         self
+    }
+
+    /// Replaces the persistent-store sync settings (backoff, Redis timeouts).
+    pub fn with_store_sync_settings(mut self, settings: stores::StoreSyncSettings) -> Self {
+        self.store_sync_settings = settings;
+        self
+    }
+
+    /// Asks the store sync engines to pick up configuration changes now.
+    pub async fn reload_store_sync(&self) {
+        if let Some(sync) = self.store_sync.get()
+            && let Err(e) = sync.reload().await
+        {
+            tracing::warn!("store sync: reading the configurations failed: {e}");
+        }
     }
 
     /// True the first time: the caller starts the delivery workers.

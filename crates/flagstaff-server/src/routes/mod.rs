@@ -29,6 +29,7 @@ pub mod root;
 pub mod segment_targets;
 pub mod segments;
 pub mod signin;
+pub mod store_configs;
 pub mod teams;
 pub mod tokens;
 pub mod triggers;

@@ -98,6 +98,9 @@ pub struct EnvState {
     /// `{"flags":{…},"segments":{…}}`, serialised once per change.
     pub all_json: Arc<str>,
     pub etag: String,
+    /// The outbox sequence this state reflects: rises with every change applied, so
+    /// persistent-store sync can order and coalesce pushes by it.
+    pub version: i64,
 }
 
 impl EnvState {
@@ -153,6 +156,7 @@ impl EnvFeed {
                 }),
             };
             if event.is_some() {
+                st.version = st.version.max(seq);
                 st.refresh();
             }
             event
@@ -347,6 +351,7 @@ impl SdkHub {
             eval: InMemoryStore::new(),
             all_json: Arc::from(""),
             etag: String::new(),
+            version: 0,
         };
         self.load_items(index, id, &mut state).await?;
         let (tx, _) = broadcast::channel(256);
@@ -393,6 +398,7 @@ impl SdkHub {
         state.flags = flags;
         state.segments = segments;
         state.eval = eval;
+        state.version = index.last_seq;
         state.refresh();
         Ok(())
     }
@@ -420,6 +426,7 @@ impl SdkHub {
             eval: InMemoryStore::new(),
             all_json: Arc::from(""),
             etag: String::new(),
+            version: 0,
         };
         self.load_items(index, id, &mut fresh).await?;
         *feed.write() = fresh;

@@ -39,6 +39,7 @@ pub mod projects;
 pub mod roles;
 pub mod segment_targets;
 pub mod segments;
+pub mod store_configs;
 pub mod teams;
 pub mod tokens;
 pub mod triggers;

@@ -69,14 +69,14 @@ fn default_on() -> bool {
     true
 }
 
-fn validate_name(name: &str) -> ApiResult<()> {
+pub(super) fn validate_name(name: &str) -> ApiResult<()> {
     if name.chars().count() > 256 {
         return Err(ApiError::invalid("name must be at most 256 characters"));
     }
     Ok(())
 }
 
-fn validate_tags(tags: &[String]) -> ApiResult<()> {
+pub(super) fn validate_tags(tags: &[String]) -> ApiResult<()> {
     for tag in tags {
         if tag.is_empty()
             || tag.len() > 64
@@ -110,7 +110,7 @@ fn validate_statements(statements: Option<&Value>) -> ApiResult<()> {
     Ok(())
 }
 
-fn seal(integrations: &Integrations, aad: &str, value: &str) -> ApiResult<String> {
+pub(super) fn seal(integrations: &Integrations, aad: &str, value: &str) -> ApiResult<String> {
     integrations
         .secrets
         .seal_for(aad.as_bytes(), value)
@@ -374,7 +374,7 @@ impl Services {
     }
 
     /// Commits a destination change and refreshes the delivery routes.
-    async fn commit_destination(
+    pub(super) async fn commit_destination(
         &self,
         caller: &Caller,
         change: PendingChange,
@@ -462,23 +462,52 @@ impl Services {
         config: &Map<String, Value>,
         previous: Option<&Map<String, Value>>,
     ) -> ApiResult<Map<String, Value>> {
+        self.prepare_values(
+            integrations,
+            integration,
+            ConfigTarget::AuditLogEventsHook,
+            id,
+            config,
+            previous,
+        )
+        .await
+    }
+
+    /// [`Self::prepare_config`] for any capability's form variables: validated, secrets
+    /// sealed (the mask keeps the stored value), and the destination the values select
+    /// checked against the outbound policy.
+    pub(crate) async fn prepare_values(
+        &self,
+        integrations: &Integrations,
+        integration: &Integration,
+        target: ConfigTarget<'_>,
+        id: &str,
+        config: &Map<String, Value>,
+        previous: Option<&Map<String, Value>>,
+    ) -> ApiResult<Map<String, Value>> {
         let manifest = &integration.manifest;
-        let hook = manifest
-            .capabilities
-            .as_ref()
-            .and_then(|c| c.audit_log_events_hook.as_ref())
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "integration `{}` has no auditLogEventsHook capability to subscribe to",
-                    integration.key
-                ))
-            })?;
+        let variables = target.form_variables(integration)?;
+        let hook = match target {
+            ConfigTarget::AuditLogEventsHook => Some(
+                manifest
+                    .capabilities
+                    .as_ref()
+                    .and_then(|c| c.audit_log_events_hook.as_ref())
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!(
+                            "integration `{}` has no auditLogEventsHook capability to subscribe to",
+                            integration.key
+                        ))
+                    })?,
+            ),
+            _ => None,
+        };
         let oauth_base_uri =
             super::integration_oauth::connected_base_uri(self.store.as_ref(), integration).await?;
         // A masked secret sent back unchanged means "keep the stored one".
         let mut incoming = config.clone();
         let mut kept = Map::new();
-        for variable in &manifest.form_variables {
+        for variable in variables {
             if variable.is_secret
                 && incoming.get(&variable.key).and_then(Value::as_str) == Some(SECRET_MASK)
             {
@@ -493,25 +522,22 @@ impl Services {
             // Present for validation; the real value stays sealed.
             check_values.insert(key.clone(), Value::from("sealed"));
         }
-        let validated = flagstaff_manifest::config::validate_form_values(
-            &manifest.form_variables,
-            &check_values,
-        )
-        .map_err(|errors| {
-            ApiError::invalid(format!(
-                "config is invalid: {}",
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            ))
-        })?;
-        if let Some(endpoint) = &hook.endpoint {
-            let mut plain = validated.clone();
-            for (key, value) in &incoming {
-                plain.insert(key.clone(), value.clone());
-            }
+        let validated = flagstaff_manifest::config::validate_form_values(variables, &check_values)
+            .map_err(|errors| {
+                ApiError::invalid(format!(
+                    "config is invalid: {}",
+                    errors
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ))
+            })?;
+        let mut plain = validated.clone();
+        for (key, value) in &incoming {
+            plain.insert(key.clone(), value.clone());
+        }
+        if let Some(endpoint) = hook.and_then(|h| h.endpoint.as_ref()) {
             // The real base URI (the token is not needed to check where requests go).
             let oauth = match &oauth_base_uri {
                 Some(base) => flagstaff_manifest::context::oauth_context(true, base, "token"),
@@ -536,12 +562,19 @@ impl Services {
             };
             self.check_outbound_url(integrations, &url).await?;
         }
+        if let ConfigTarget::FeatureStore { client_side_id } = target {
+            self.check_feature_store_destination(
+                integrations,
+                integration,
+                &plain,
+                kept.contains_key("url"),
+                client_side_id,
+            )
+            .await?;
+        }
         let mut stored = Map::new();
         for (key, value) in validated {
-            let secret = manifest
-                .form_variables
-                .iter()
-                .any(|v| v.key == key && v.is_secret);
+            let secret = variables.iter().any(|v| v.key == key && v.is_secret);
             if let Some(sealed) = kept.get(&key) {
                 stored.insert(key, sealed.clone());
             } else if secret && let Value::String(plain) = &value {
@@ -552,6 +585,44 @@ impl Services {
             }
         }
         Ok(stored)
+    }
+
+    /// Where a featureStore configuration writes must be allowed: the Redis server of
+    /// `redis-feature-store`, the rendered endpoint of the others.
+    async fn check_feature_store_destination(
+        &self,
+        integrations: &Integrations,
+        integration: &Integration,
+        plain: &Map<String, Value>,
+        url_kept: bool,
+        client_side_id: &str,
+    ) -> ApiResult<()> {
+        use crate::integrations::stores::{REDIS_FEATURE_STORE, plan};
+        if integration.key == REDIS_FEATURE_STORE {
+            if url_kept {
+                // Unchanged and already checked when it was saved; checked again per connect.
+                return Ok(());
+            }
+            let url = plain.get("url").and_then(Value::as_str).unwrap_or_default();
+            let target = flagstaff_outbound::RedisTarget::parse(url)
+                .map_err(|e| ApiError::invalid(format!("url: {e}")))?;
+            return target
+                .check(integrations.outbound.policy())
+                .await
+                .map_err(|e| ApiError::invalid(format!("url: {e}")));
+        }
+        let rendered = plan::render(
+            integration,
+            false,
+            plain,
+            client_side_id,
+            &serde_json::json!({"flags": {}, "segments": {}}),
+        )
+        .map_err(|e| ApiError::invalid(format!("the featureStore request does not render: {e}")))?;
+        if let flagstaff_manifest::preview::Preview::Request(request) = rendered {
+            self.check_outbound_url(integrations, &request.url).await?;
+        }
+        Ok(())
     }
 
     pub async fn create_subscription(
@@ -833,16 +904,63 @@ impl Services {
     }
 }
 
+/// Which capability's form variables a configuration holds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ConfigTarget<'a> {
+    AuditLogEventsHook,
+    /// `capabilities.featureStore.formVariables`; the environment's client-side id renders
+    /// the endpoint that is checked.
+    FeatureStore {
+        client_side_id: &'a str,
+    },
+    /// The manifest's top-level form variables (host, port, credentials).
+    BigSegmentStore,
+}
+
+impl ConfigTarget<'_> {
+    pub(crate) fn form_variables(
+        self,
+        integration: &Integration,
+    ) -> ApiResult<&[flagstaff_manifest::model::FormVariable]> {
+        let capabilities = integration.manifest.capabilities.as_ref();
+        match self {
+            ConfigTarget::AuditLogEventsHook => Ok(&integration.manifest.form_variables),
+            ConfigTarget::FeatureStore { .. } => capabilities
+                .and_then(|c| c.feature_store.as_ref())
+                .map(|s| s.form_variables.as_slice())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "integration `{}` has no featureStore capability",
+                        integration.key
+                    ))
+                }),
+            ConfigTarget::BigSegmentStore => capabilities
+                .and_then(|c| c.big_segment_store.as_ref())
+                .map(|_| integration.manifest.form_variables.as_slice())
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "integration `{}` has no bigSegmentStore capability",
+                        integration.key
+                    ))
+                }),
+        }
+    }
+}
+
 /// The configuration as the API shows it: secret values replaced by the mask.
 pub fn masked_config(integration: &Integration, config: &Map<String, Value>) -> Map<String, Value> {
+    masked_values(&integration.manifest.form_variables, config)
+}
+
+/// Stored values with those of secret `variables` replaced by the mask.
+pub fn masked_values(
+    variables: &[flagstaff_manifest::model::FormVariable],
+    config: &Map<String, Value>,
+) -> Map<String, Value> {
     config
         .iter()
         .map(|(key, value)| {
-            let secret = integration
-                .manifest
-                .form_variables
-                .iter()
-                .any(|v| &v.key == key && v.is_secret);
+            let secret = variables.iter().any(|v| &v.key == key && v.is_secret);
             if secret {
                 (key.clone(), Value::from(SECRET_MASK))
             } else {

@@ -1,0 +1,471 @@
+//! Persistent stores end to end: the official Python SDK in daemon mode reading the Redis
+//! that `redis-feature-store` writes; a featureStore manifest's pushes to a loopback
+//! receiver (exactly what `flagstaff integrations preview` renders, coalesced, retried after
+//! a 500); Redis unreachable during changes, then back, converging to the current state.
+//! Tests needing Redis skip without `FLAGSTAFF_TEST_REDIS_URL`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flagstaff_manifest::preview::{Preview, PreviewInput, Target, preview};
+use flagstaff_outbound::{OutboundPolicy, SecretBox};
+use flagstaff_server::AppState;
+use flagstaff_server::integrations::stores::StoreSyncSettings;
+use flagstaff_server::integrations::{DeliverySettings, Integrations};
+use flagstaff_testkit::app::{Backend, TestApp};
+use flagstaff_testkit::python::run_check;
+use flagstaff_testkit::receiver::Receiver;
+use serde_json::{Map, Value, json};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn redis_url() -> Option<String> {
+    let url = std::env::var("FLAGSTAFF_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        eprintln!("skipping: FLAGSTAFF_TEST_REDIS_URL is not set");
+    }
+    url
+}
+
+fn conformance_dir() -> PathBuf {
+    flagstaff_testkit::conformance::conformance_dir()
+}
+
+fn integrations() -> Integrations {
+    Integrations::new(
+        vec![conformance_dir().join("integration-framework/integrations")],
+        SecretBox::new([9; 32]),
+        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
+        DeliverySettings::default(),
+    )
+    .unwrap()
+    .with_store_sync_settings(StoreSyncSettings {
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        ..StoreSyncSettings::default()
+    })
+}
+
+async fn app_on(backend: Backend) -> Option<TestApp> {
+    TestApp::on_with(backend, |state: AppState| {
+        state.with_integrations(integrations())
+    })
+    .await
+}
+
+async fn project_with_flag(app: &TestApp, project: &str, flag: &str) -> String {
+    app.post("/api/v2/projects", json!({"key": project, "name": project}))
+        .await
+        .expect(201);
+    app.post(
+        &format!("/api/v2/flags/{project}"),
+        json!({"key": flag, "name": flag}),
+    )
+    .await
+    .expect(201);
+    let env = app
+        .get(&format!(
+            "/api/v2/projects/{project}/environments/production"
+        ))
+        .await
+        .expect(200);
+    env["apiKey"].as_str().unwrap().to_string()
+}
+
+/// The environment as SDKs get it from Flagstaff (`/sdk/latest-all`).
+async fn latest_all(app: &TestApp, sdk_key: &str) -> Value {
+    app.raw(reqwest::Method::GET, "/sdk/latest-all")
+        .header("Authorization", sdk_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn toggle(app: &TestApp, project: &str, flag: &str, on: bool) {
+    app.patch(
+        &format!("/api/v2/flags/{project}/{flag}"),
+        json!([{"op": "replace", "path": "/environments/production/on", "value": on}]),
+    )
+    .await
+    .expect(200);
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match check().await {
+            Ok(()) => return,
+            Err(why) if tokio::time::Instant::now() > deadline => {
+                panic!("{what}: not reached within {WAIT:?}: {why}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+// -- the official Python SDK in daemon mode ----------------------------------------------
+
+async fn daemon_mode_on(backend: Backend) {
+    if redis_url().is_none() {
+        return;
+    }
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    run_check(
+        &app,
+        "launchdarkly-server-sdk + redis",
+        "ld_daemon_check.py",
+        "ld-daemon-check: all steps passed",
+        Some(Duration::from_secs(120)),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_daemon_mode_sqlite() {
+    daemon_mode_on(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn official_python_sdk_daemon_mode_postgres() {
+    daemon_mode_on(Backend::Postgres).await;
+}
+
+// -- HTTP feature stores -----------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_feature_store_gets_the_previewed_request_coalesced_and_retried() {
+    let app = app_on(Backend::Sqlite).await.unwrap();
+    let receiver = Receiver::start().await;
+    let sdk_key = project_with_flag(&app, "hs", "f").await;
+    let env = app
+        .get("/api/v2/projects/hs/environments/production")
+        .await
+        .expect(200);
+    let client_side_id = env["_id"].as_str().unwrap().to_string();
+    let form = json!({
+        "featureStoreReqUrl": format!("{}/store", receiver.base_url),
+        "validationReqUrl": format!("{}/validate", receiver.base_url),
+    });
+    let created = app
+        .post(
+            "/api/v2/integration-capabilities/featureStore/hs/production/generic-feature-store",
+            json!({"name": "edge", "on": true, "config": form}),
+        )
+        .await
+        .expect(201);
+    // The validation request went to the receiver; its body (empty) has no /success.
+    assert_eq!(created["_validation"]["success"], false, "{created}");
+    let id = created["_id"].as_str().unwrap().to_string();
+
+    // The first push carries the current environment, exactly as preview renders it.
+    let integration = flagstaff_manifest::load_integration(
+        &conformance_dir().join("integration-framework/integrations/generic-feature-store"),
+        &flagstaff_manifest::SampleContexts::builtin(),
+        &flagstaff_manifest::LintOptions::default(),
+    )
+    .integration
+    .expect("generic-feature-store loads");
+    let expected_request = |payload: &Value| {
+        let mut values: Map<String, Value> = form.as_object().unwrap().clone();
+        values.insert(
+            "_featureStoreKey".into(),
+            Value::from(format!("LD-Env-{client_side_id}")),
+        );
+        values.insert("envId".into(), Value::from(client_side_id.clone()));
+        let input = PreviewInput {
+            form_values: values,
+            ..PreviewInput::default()
+        };
+        match preview(&integration, &Target::FeatureStore, payload, &input).unwrap() {
+            Preview::Request(request) => request,
+            other => panic!("{other:?}"),
+        }
+    };
+    let pushes = |r: &Receiver| -> Vec<flagstaff_testkit::receiver::Received> {
+        r.received()
+            .into_iter()
+            .filter(|x| x.uri.starts_with("/store"))
+            .collect()
+    };
+    eventually("first push", || {
+        let app = &app;
+        let got = pushes(&receiver);
+        let sdk_key = sdk_key.clone();
+        async move {
+            let current = latest_all(app, &sdk_key).await;
+            match got.last() {
+                Some(last) if last.json() == current => Ok(()),
+                other => Err(format!("{:?}", other.map(|r| r.body_text()))),
+            }
+        }
+    })
+    .await;
+    let first = pushes(&receiver).last().cloned().unwrap();
+    let want = expected_request(&latest_all(&app, &sdk_key).await);
+    assert_eq!(first.method, want.method);
+    let want_url = reqwest::Url::parse(&want.url).unwrap();
+    let want_path = format!("{}?{}", want_url.path(), want_url.query().unwrap_or(""));
+    assert_eq!(first.uri, want_path);
+    for header in &want.headers {
+        assert_eq!(
+            first.header(&header.name),
+            Some(header.value.as_str()),
+            "{}",
+            header.name
+        );
+    }
+    let want_body: Value = serde_json::from_str(&want.body).unwrap();
+    assert_eq!(first.json(), want_body);
+
+    // 100 rapid changes while the partner is slow: far fewer pushes, the last one current.
+    receiver.hold();
+    let before = pushes(&receiver).len();
+    for i in 0..100 {
+        toggle(&app, "hs", "f", i % 2 == 0).await;
+    }
+    receiver.release();
+    let final_state = latest_all(&app, &sdk_key).await;
+    eventually("the final state pushed", || {
+        let got = pushes(&receiver);
+        let final_state = final_state.clone();
+        async move {
+            match got.last() {
+                Some(last) if last.json() == final_state => Ok(()),
+                _ => Err("not yet".into()),
+            }
+        }
+    })
+    .await;
+    let during = pushes(&receiver).len() - before;
+    assert!(during < 50, "{during} pushes for 100 changes");
+    let versions: Vec<u64> = pushes(&receiver)
+        .iter()
+        .map(|r| r.json()["flags"]["f"]["version"].as_u64().unwrap())
+        .collect();
+    assert!(
+        versions.windows(2).all(|w| w[0] <= w[1]),
+        "a push went backwards: {versions:?}"
+    );
+
+    // The partner fails: the error is visible, the push is retried, and it converges.
+    receiver.respond_with(500);
+    toggle(&app, "hs", "f", true).await;
+    let path = format!(
+        "/api/v2/integration-capabilities/featureStore/hs/production/generic-feature-store/{id}"
+    );
+    eventually("the failure reported", || {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let rep = app.get(&path).await.expect(200);
+            if rep["_status"]["errors"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+            {
+                Ok(())
+            } else {
+                Err(rep["_status"].to_string())
+            }
+        }
+    })
+    .await;
+    receiver.respond_with(200);
+    let final_state = latest_all(&app, &sdk_key).await;
+    eventually("converged after the 500s", || {
+        let got = pushes(&receiver);
+        let final_state = final_state.clone();
+        async move {
+            match got.last() {
+                Some(last) if last.json() == final_state => Ok(()),
+                _ => Err("not yet".into()),
+            }
+        }
+    })
+    .await;
+    eventually("status clean again", || {
+        let app = &app;
+        let path = path.clone();
+        async move {
+            let rep = app.get(&path).await.expect(200);
+            let status = &rep["_status"];
+            if status["available"] == true && status["syncedVersion"].as_i64() > Some(0) {
+                Ok(())
+            } else {
+                Err(status.to_string())
+            }
+        }
+    })
+    .await;
+}
+
+// -- Redis outage ------------------------------------------------------------------------
+
+/// A TCP proxy to the real Redis that the test can take down and bring back on the same
+/// port (the shared Redis itself is never stopped).
+struct Proxy {
+    port: u16,
+    upstream: String,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Proxy {
+    async fn start(upstream: String) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut proxy = Proxy {
+            port,
+            upstream,
+            task: None,
+        };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let upstream = self.upstream.clone();
+        self.task = Some(tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let upstream = upstream.clone();
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    /// Drops the listener and every open connection (the JoinSet aborts them).
+    fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    async fn restart(&mut self) {
+        let listener = loop {
+            match TcpListener::bind(("127.0.0.1", self.port)).await {
+                Ok(l) => break l,
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        };
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_store_converges_after_an_outage() {
+    let Some(url) = redis_url() else { return };
+    let upstream = reqwest::Url::parse(&url).unwrap();
+    let upstream_addr = format!(
+        "{}:{}",
+        upstream.host_str().unwrap(),
+        upstream.port().unwrap_or(6379)
+    );
+    let app = app_on(Backend::Sqlite).await.unwrap();
+    let sdk_key = project_with_flag(&app, "ro", "f").await;
+    for key in ["g", "h"] {
+        app.post("/api/v2/flags/ro", json!({"key": key, "name": key}))
+            .await
+            .expect(201);
+    }
+    let mut proxy = Proxy::start(upstream_addr).await;
+    let prefix = format!("flagstaff-outage-{}", uuid::Uuid::new_v4().simple());
+    app.post(
+        "/api/v2/integration-capabilities/featureStore/ro/production/redis-feature-store",
+        json!({"name": "r", "on": true, "config": {
+            "url": format!("redis://127.0.0.1:{}", proxy.port), "prefix": prefix}}),
+    )
+    .await
+    .expect(201);
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let conn_ref = Arc::new(tokio::sync::Mutex::new(conn.clone()));
+
+    let matches_flagstaff =
+        |app: &TestApp,
+         sdk_key: String,
+         prefix: String,
+         conn: Arc<tokio::sync::Mutex<redis::aio::MultiplexedConnection>>| {
+            let app_url = app.base_url.clone();
+            async move {
+                let current: Value = reqwest::Client::new()
+                    .get(format!("{app_url}/sdk/latest-all"))
+                    .header("Authorization", sdk_key)
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .json()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let mut conn = conn.lock().await;
+                let inited: bool = redis::cmd("EXISTS")
+                    .arg(format!("{prefix}:$inited"))
+                    .query_async(&mut *conn)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if !inited {
+                    return Err("not inited".to_string());
+                }
+                for (hash, kind) in [("features", "flags"), ("segments", "segments")] {
+                    let stored: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+                        .arg(format!("{prefix}:{hash}"))
+                        .query_async(&mut *conn)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    let want = current[kind].as_object().cloned().unwrap_or_default();
+                    let live: Map<String, Value> = stored
+                        .iter()
+                        .map(|(k, v)| (k.clone(), serde_json::from_str::<Value>(v).unwrap()))
+                        .filter(|(_, v)| v["deleted"] != true)
+                        .collect();
+                    if live != want {
+                        return Err(format!("{hash}: {live:?} != {want:?}"));
+                    }
+                }
+                Ok(())
+            }
+        };
+    eventually("first sync", || {
+        matches_flagstaff(&app, sdk_key.clone(), prefix.clone(), conn_ref.clone())
+    })
+    .await;
+
+    proxy.stop();
+    toggle(&app, "ro", "f", true).await;
+    app.delete("/api/v2/flags/ro/g").await.expect(204);
+    app.post("/api/v2/flags/ro", json!({"key": "k", "name": "k"}))
+        .await
+        .expect(201);
+    toggle(&app, "ro", "h", true).await;
+    proxy.restart().await;
+    eventually("converged after the outage", || {
+        matches_flagstaff(&app, sdk_key.clone(), prefix.clone(), conn_ref.clone())
+    })
+    .await;
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}:features"))
+        .arg(format!("{prefix}:segments"))
+        .arg(format!("{prefix}:$inited"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+}
