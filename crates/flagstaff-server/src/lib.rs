@@ -75,6 +75,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::oauth::router())
         .merge(routes::triggers::router())
         .merge(routes::flag_links::router())
+        .merge(routes::reserved_properties::router())
 }
 
 /// The OpenAPI document generated from the handlers.
