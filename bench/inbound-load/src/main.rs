@@ -2,10 +2,13 @@
 //!
 //! 1. Synced segments: one cohort of `--members` members posted to
 //!    `/api/v2/segment-targets/amplitude` in batches of `--batch`, one batch after another
-//!    (as a CDP sends them), then the same members removed again; members per second.
+//!    (as a CDP sends them), then the same members removed again; members per second. Each
+//!    of `--runs` runs syncs a fresh cohort; the median run is reported.
 //! 2. Triggers: `--trigger-requests` alerts posted to two generic triggers (one turns the flag
 //!    on, the other off, so every request changes the flag) by `--clients` concurrent
-//!    clients; requests per second.
+//!    clients; requests per second (`--runs` runs, median; 0 requests skips this).
+//!
+//! The server's peak resident memory (`VmHWM`) is reported per backend.
 //!
 //! Any unexpected status fails the run.
 
@@ -46,6 +49,9 @@ struct Args {
     trigger_requests: u64,
     #[arg(long, default_value_t = 8)]
     clients: usize,
+    /// Runs per measurement; medians are reported.
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
     /// JSON results file. Default: bench/results/inbound-load-<YYYY-MM-DD>.json
     #[arg(long)]
     out: Option<PathBuf>,
@@ -54,6 +60,7 @@ struct Args {
 #[derive(Debug, Serialize)]
 struct SyncResult {
     phase: &'static str,
+    run: usize,
     members: usize,
     batches: usize,
     seconds: f64,
@@ -65,6 +72,7 @@ struct SyncResult {
 
 #[derive(Debug, Serialize)]
 struct TriggerResult {
+    run: usize,
     requests: u64,
     clients: usize,
     seconds: f64,
@@ -78,7 +86,23 @@ struct TriggerResult {
 struct BackendReport {
     backend: &'static str,
     synced_segments: Vec<SyncResult>,
-    triggers: Option<TriggerResult>,
+    triggers: Vec<TriggerResult>,
+    add_members_per_second_median: f64,
+    remove_members_per_second_median: f64,
+    trigger_requests_per_second_median: Option<f64>,
+    /// The server's peak resident set (`VmHWM` of /proc/<pid>/status), KiB.
+    server_peak_rss_kib: Option<u64>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn peak_rss_kib(pid: Option<u32>) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", pid?)).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }
 
 fn ms(d: Duration) -> f64 {
@@ -99,6 +123,7 @@ async fn sync_phase(
     server: &Server,
     env_id: &str,
     args: &Args,
+    (run, cohort): (usize, &str),
     add: bool,
 ) -> Result<SyncResult> {
     let url = format!("{}/api/v2/segment-targets/amplitude", server.base);
@@ -108,7 +133,7 @@ async fn sync_phase(
         let end = (start + args.batch).min(args.members);
         let batch: Vec<Value> = (start..end)
             .map(|i| {
-                json!({"userId": format!("member-{i}"), "cohortId": "bench",
+                json!({"userId": format!("member-{i}"), "cohortId": cohort,
                     "cohortName": "Bench cohort", "value": add})
             })
             .collect();
@@ -127,6 +152,7 @@ async fn sync_phase(
     latencies.sort();
     Ok(SyncResult {
         phase: if add { "add" } else { "remove" },
+        run,
         members: args.members,
         batches: latencies.len(),
         seconds,
@@ -137,13 +163,19 @@ async fn sync_phase(
     })
 }
 
-async fn triggers(client: &reqwest::Client, server: &Server, args: &Args) -> Result<TriggerResult> {
+async fn triggers(
+    client: &reqwest::Client,
+    server: &Server,
+    args: &Args,
+    run: usize,
+) -> Result<TriggerResult> {
     let api = |path: &str| format!("{}{path}", server.base);
+    let flag = format!("alerted-{run}");
     expect(
         client
             .post(api("/api/v2/flags/bench"))
             .header("Authorization", &server.token)
-            .json(&json!({"key": "alerted", "name": "Alerted"}))
+            .json(&json!({"key": flag, "name": flag}))
             .send()
             .await?,
         201,
@@ -154,7 +186,9 @@ async fn triggers(client: &reqwest::Client, server: &Server, args: &Args) -> Res
     for kind in ["turnFlagOn", "turnFlagOff"] {
         let created = expect(
             client
-                .post(api("/api/v2/flags/bench/alerted/triggers/production"))
+                .post(api(&format!(
+                    "/api/v2/flags/bench/{flag}/triggers/production"
+                )))
                 .header("Authorization", &server.token)
                 .json(
                     &json!({"integrationKey": "generic-trigger", "instructions": [{"kind": kind}]}),
@@ -205,6 +239,7 @@ async fn triggers(client: &reqwest::Client, server: &Server, args: &Args) -> Res
     let seconds = started.elapsed().as_secs_f64();
     latencies.sort();
     Ok(TriggerResult {
+        run,
         requests: args.trigger_requests,
         clients: args.clients,
         seconds,
@@ -242,43 +277,84 @@ async fn run_backend(args: &Args, backend: &'static str, server: &Server) -> Res
     )
     .await?;
     let env_id = env["_id"].as_str().context("client-side id")?.to_string();
-    let added = sync_phase(&client, server, &env_id, args, true).await?;
-    let segment = expect(
+    let mut synced = Vec::new();
+    for run in 0..args.runs {
+        let cohort = format!("bench-{run}");
+        synced.push(sync_phase(&client, server, &env_id, args, (run, &cohort), true).await?);
+        let last = args.members.saturating_sub(1);
+        for (member, want) in [(0, true), (last, true), (args.members, false)] {
+            let state = membership(&client, server, &cohort, member).await?;
+            if state != want {
+                bail!("member-{member} of cohort {cohort}: included {state}, expected {want}");
+            }
+        }
+        synced.push(sync_phase(&client, server, &env_id, args, (run, &cohort), false).await?);
+        if membership(&client, server, &cohort, last).await? {
+            bail!("member-{last} of cohort {cohort} was not removed");
+        }
+    }
+    let mut trigger_runs = Vec::new();
+    if args.trigger_requests > 0 {
+        for run in 0..args.runs {
+            trigger_runs.push(triggers(&client, server, args, run).await?);
+        }
+    }
+    let phase = |name: &str| {
+        median(
+            synced
+                .iter()
+                .filter(|s| s.phase == name)
+                .map(|s| s.members_per_second)
+                .collect(),
+        )
+    };
+    Ok(BackendReport {
+        backend,
+        add_members_per_second_median: phase("add"),
+        remove_members_per_second_median: phase("remove"),
+        trigger_requests_per_second_median: (!trigger_runs.is_empty())
+            .then(|| median(trigger_runs.iter().map(|t| t.requests_per_second).collect())),
+        server_peak_rss_kib: peak_rss_kib(server.pid()),
+        synced_segments: synced,
+        triggers: trigger_runs,
+    })
+}
+
+/// Whether `member-<n>` is in the synced segment of `cohort` (LaunchDarkly's big-segment
+/// membership route).
+async fn membership(
+    client: &reqwest::Client,
+    server: &Server,
+    cohort: &str,
+    member: usize,
+) -> Result<bool> {
+    let state = expect(
         client
             .get(format!(
-                "{}/api/v2/segments/bench/production/amplitude-bench",
+                "{}/api/v2/segments/bench/production/amplitude-{cohort}/contexts/member-{member}",
                 server.base
             ))
             .header("Authorization", &server.token)
             .send()
             .await?,
         200,
-        "segment",
+        "membership",
     )
     .await?;
-    let count = segment["included"].as_array().map_or(0, Vec::len);
-    if count != args.members {
-        bail!("the segment has {count} members, expected {}", args.members);
-    }
-    let removed = sync_phase(&client, server, &env_id, args, false).await?;
-    let triggers = triggers(&client, server, args).await?;
-    Ok(BackendReport {
-        backend,
-        synced_segments: vec![added, removed],
-        triggers: Some(triggers),
-    })
+    state["included"].as_bool().context("included")
 }
 
 fn print(report: &BackendReport) {
     println!("\n### {}\n", report.backend);
     println!(
-        "| synced segments | members | batches | s | members/s | batch p50 ms | p99 ms | max ms |"
+        "| synced segments | run | members | batches | s | members/s | batch p50 ms | p99 ms | max ms |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for s in &report.synced_segments {
         println!(
-            "| {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} |",
+            "| {} | {} | {} | {} | {:.2} | {:.0} | {:.1} | {:.1} | {:.1} |",
             s.phase,
+            s.run,
             s.members,
             s.batches,
             s.seconds,
@@ -288,19 +364,32 @@ fn print(report: &BackendReport) {
             s.batch_max_ms
         );
     }
-    if let Some(t) = &report.triggers {
-        println!("\n| triggers | clients | s | req/s | flag changes | p50 ms | p99 ms |");
-        println!("|---|---:|---:|---:|---:|---:|---:|");
-        println!(
-            "| {} | {} | {:.2} | {:.0} | {} | {:.1} | {:.1} |",
-            t.requests,
-            t.clients,
-            t.seconds,
-            t.requests_per_second,
-            t.flag_changes,
-            t.p50_ms,
-            t.p99_ms
-        );
+    println!(
+        "\nmedian members/s: add {:.0}, remove {:.0}",
+        report.add_members_per_second_median, report.remove_members_per_second_median
+    );
+    if !report.triggers.is_empty() {
+        println!("\n| triggers | run | clients | s | req/s | flag changes | p50 ms | p99 ms |");
+        println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+        for t in &report.triggers {
+            println!(
+                "| {} | {} | {} | {:.2} | {:.0} | {} | {:.1} | {:.1} |",
+                t.requests,
+                t.run,
+                t.clients,
+                t.seconds,
+                t.requests_per_second,
+                t.flag_changes,
+                t.p50_ms,
+                t.p99_ms
+            );
+        }
+        if let Some(m) = report.trigger_requests_per_second_median {
+            println!("\nmedian trigger req/s: {m:.0}");
+        }
+    }
+    if let Some(kib) = report.server_peak_rss_kib {
+        println!("\nserver peak RSS: {:.1} MiB", kib as f64 / 1024.0);
     }
 }
 
@@ -348,6 +437,7 @@ async fn main() -> Result<()> {
         "unix_time": unix,
         "members": args.members,
         "batch": args.batch,
+        "runs": args.runs,
         "cores": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "backends": reports,
     });

@@ -7,6 +7,7 @@
 //! member id `0` or an explicit empty array are refused there. Here a value is missing only
 //! when the pointer resolves to nothing or `null`.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::Serialize;
@@ -57,31 +58,39 @@ impl ParsedSync {
     }
 
     /// Changes grouped by cohort, in order of first appearance. A member listed twice in one
-    /// cohort ends in the state of its last entry.
+    /// cohort ends in the state of its last entry. Linear in the batch (batches hold
+    /// thousands of members).
     pub fn cohorts(&self) -> Vec<CohortChanges<'_>> {
         let mut out: Vec<CohortChanges<'_>> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
         for m in &self.batch {
-            let index = match out.iter().position(|c| c.cohort_id == m.cohort_id) {
-                Some(i) => i,
-                None => {
-                    out.push(CohortChanges {
-                        cohort_id: &m.cohort_id,
-                        cohort_name: &m.cohort_name,
-                        cohort_url: m.cohort_url.as_deref(),
-                        add: Vec::new(),
-                        remove: Vec::new(),
-                    });
-                    out.len() - 1
-                }
-            };
-            let cohort = &mut out[index];
-            cohort.add.retain(|id| *id != m.user_id);
-            cohort.remove.retain(|id| *id != m.user_id);
+            index.entry(m.cohort_id.as_str()).or_insert_with(|| {
+                out.push(CohortChanges {
+                    cohort_id: &m.cohort_id,
+                    cohort_name: &m.cohort_name,
+                    cohort_url: m.cohort_url.as_deref(),
+                    add: Vec::new(),
+                    remove: Vec::new(),
+                });
+                out.len() - 1
+            });
+        }
+        // From the end, the first entry seen of a member is its last: that one counts.
+        let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(self.batch.len());
+        for m in self.batch.iter().rev() {
+            if !seen.insert((&m.cohort_id, &m.user_id)) {
+                continue;
+            }
+            let cohort = &mut out[index[m.cohort_id.as_str()]];
             if m.value {
                 cohort.add.push(&m.user_id);
             } else {
                 cohort.remove.push(&m.user_id);
             }
+        }
+        for cohort in &mut out {
+            cohort.add.reverse();
+            cohort.remove.reverse();
         }
         out
     }
@@ -543,6 +552,35 @@ mod tests {
         assert_eq!(cohorts.len(), 1);
         assert_eq!(cohorts[0].add, vec!["u2"]);
         assert_eq!(cohorts[0].remove, vec!["0"]);
+    }
+
+    #[test]
+    fn a_member_listed_twice_ends_in_its_last_state_per_cohort() {
+        let member = |id: &str, cohort: &str, value: bool| json!({"userId": id, "cohortId": cohort, "cohortName": cohort, "value": value});
+        let body = json!({"environmentId": "env", "batch": [
+            member("a", "c1", true), member("b", "c2", true), member("a", "c1", false),
+            member("c", "c1", true), member("b", "c1", false), member("a", "c1", true),
+        ]});
+        // Members name their own cohort (as amplitude's parser lets them).
+        let parser: SyncedSegmentRequestParser = serde_json::from_value(json!({
+            "environmentIdPath": "/environmentId",
+            "cohortIdPath": "/batch/0/cohortId",
+            "cohortNamePath": "/batch/0/cohortName",
+            "memberArrayPath": "/batch",
+            "memberArrayParser": {"memberIdPath": "/userId", "booleanMembershipPath": "/value",
+                                  "cohortIdPath": "/cohortId", "cohortNamePath": "/cohortName"}
+        }))
+        .unwrap();
+        let parsed = parse_request(&parser, &body).unwrap();
+        let cohorts = parsed.cohorts();
+        assert_eq!(
+            cohorts.iter().map(|c| c.cohort_id).collect::<Vec<_>>(),
+            ["c1", "c2"]
+        );
+        assert_eq!(cohorts[0].add, vec!["c", "a"]);
+        assert_eq!(cohorts[0].remove, vec!["b"]);
+        assert_eq!(cohorts[1].add, vec!["b"]);
+        assert!(cohorts[1].remove.is_empty());
     }
 
     #[test]

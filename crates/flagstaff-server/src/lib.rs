@@ -76,6 +76,7 @@ fn api_router() -> OpenApiRouter<AppState> {
         .merge(routes::triggers::router())
         .merge(routes::store_configs::router())
         .merge(routes::flag_links::router())
+        .merge(routes::reserved_properties::router())
 }
 
 /// The OpenAPI document generated from the handlers.

@@ -104,20 +104,26 @@ async fn sync(
     out
 }
 
-fn members(segment: &Value, kind: &str) -> Vec<String> {
-    let list = if kind == "user" {
-        segment["included"].clone()
-    } else {
-        segment["includedContexts"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|t| t["contextKind"] == kind)
-            .map(|t| t["values"].clone())
-            .unwrap_or(json!([]))
-    };
-    serde_json::from_value(list).unwrap()
+/// Which of `keys` the synced segment includes, read through LaunchDarkly's big-segment
+/// membership route (the segment document holds no members).
+async fn members(app: &TestApp, segment_key: &str, keys: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    for key in keys {
+        let state = app
+            .get(&format!(
+                "/api/v2/segments/p/production/{segment_key}/contexts/{key}"
+            ))
+            .await
+            .expect(200);
+        assert_eq!(state["userKey"], *key);
+        if state["included"] == true {
+            out.push(key.to_string());
+        }
+    }
+    out
 }
+
+const PROBE: &[&str] = &["a1", "a2", "a3", "zz"];
 
 fn has_template(integration: &Integration) -> bool {
     integration
@@ -189,7 +195,18 @@ async fn synced_segments_for_every_integration(app: TestApp) {
         let segment = app.get(&segment_path).await.expect(200);
         assert_eq!(segment["name"], "Cohort one", "{key}");
         assert_eq!(segment["_external"], json!(key), "{key}");
-        assert_eq!(members(&segment, kind), ids(&["a1", "a2"]), "{key}");
+        // A big segment, as LaunchDarkly's synced segments are: members live outside the
+        // document.
+        assert_eq!(segment["unbounded"], true, "{key}");
+        assert_eq!(segment["unboundedContextKind"], kind, "{key}");
+        assert_eq!(segment["included"], json!([]), "{key}");
+        assert_eq!(segment["includedContexts"], json!([]), "{key}");
+        assert!(segment["generation"].as_i64().unwrap() > 0, "{key}");
+        assert_eq!(
+            members(&app, &segment_key, PROBE).await,
+            ids(&["a1", "a2"]),
+            "{key}"
+        );
         let (name, patch) = sse.next(WAIT).await;
         assert_eq!(name, "patch", "{key}");
         assert_eq!(patch["path"], format!("/segments/{segment_key}"), "{key}");
@@ -205,8 +222,12 @@ async fn synced_segments_for_every_integration(app: TestApp) {
             &["a1"],
         )
         .await;
-        let segment = app.get(&segment_path).await.expect(200);
-        assert_eq!(members(&segment, kind), ids(&["a2", "a3"]), "{key}");
+        let version = app.get(&segment_path).await.expect(200)["version"].clone();
+        assert_eq!(
+            members(&app, &segment_key, PROBE).await,
+            ids(&["a2", "a3"]),
+            "{key}"
+        );
         let audits = app.audit_count().await;
         for response in sync(
             &app,
@@ -225,6 +246,11 @@ async fn synced_segments_for_every_integration(app: TestApp) {
             app.audit_count().await,
             audits,
             "{key}: a repeated batch wrote"
+        );
+        assert_eq!(
+            app.get(&segment_path).await.expect(200)["version"],
+            version,
+            "{key}: a repeated batch bumped the version"
         );
         let entry = support::latest_audit(&app).await;
         assert_eq!(entry["delta"]["integrationKey"], json!(key));
@@ -247,6 +273,169 @@ async fn synced_segments_sqlite() {
 async fn synced_segments_postgres() {
     if let Some(app) = app_on(Backend::Postgres).await {
         synced_segments_for_every_integration(app).await;
+    }
+}
+
+/// The value of flag `gate` for user `key`, as the client-side SDK endpoint evaluates it.
+async fn client_side_value(app: &TestApp, env: &Env, key: &str) -> Value {
+    let response = reqwest::Client::new()
+        .request(
+            Method::from_bytes(b"REPORT").unwrap(),
+            format!(
+                "{}/sdk/evalx/{}/context?withReasons=true",
+                app.base_url, env.client_id
+            ),
+        )
+        .header("Content-Type", "application/json")
+        .body(json!({"kind": "user", "key": key}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    body["gate"].clone()
+}
+
+/// Polls until the client-side value of `gate` for `key` is `expected` (the SDK feed applies
+/// changes shortly after the commit); returns the last evaluation.
+async fn await_client_side(app: &TestApp, env: &Env, key: &str, expected: bool) -> Value {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let detail = client_side_value(app, env, key).await;
+        if detail["value"] == expected || std::time::Instant::now() > deadline {
+            return detail;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn synced_membership_in_evaluation(app: TestApp) {
+    let env = setup(&app).await;
+    let amplitude = integrations_with(|i| i.key == "amplitude").remove(0);
+    let owner = app.token.clone();
+    let segment = "amplitude-cohort-1";
+    let segment_path = format!("/api/v2/segments/p/production/{segment}");
+    sync(
+        &app,
+        &owner,
+        &amplitude,
+        &env.client_id,
+        "user",
+        &["a1", "a2"],
+        &[],
+    )
+    .await;
+
+    // A client-side flag that is true for the synced segment, false otherwise.
+    app.post(
+        "/api/v2/flags/p",
+        json!({"key": "gate", "name": "Gate",
+               "clientSideAvailability": {"usingEnvironmentId": true, "usingMobileKey": true}}),
+    )
+    .await
+    .expect(201);
+    app.patch(
+        "/api/v2/flags/p/gate",
+        json!([
+            {"op": "add", "path": "/environments/production/rules/0", "value":
+                {"variation": 0, "clauses": [{"attribute": "segmentMatch", "op": "segmentMatch",
+                 "values": [segment], "contextKind": "user"}]}},
+            {"op": "replace", "path": "/environments/production/fallthrough", "value": {"variation": 1}},
+            {"op": "replace", "path": "/environments/production/on", "value": true}
+        ]),
+    )
+    .await
+    .expect(200);
+    let member = await_client_side(&app, &env, "a1", true).await;
+    assert_eq!(member["value"], true, "{member}");
+    assert_eq!(member["reason"]["kind"], "RULE_MATCH", "{member}");
+    assert_eq!(member["reason"]["bigSegmentsStatus"], "HEALTHY", "{member}");
+    assert_eq!(client_side_value(&app, &env, "zz").await["value"], false);
+
+    // Server-side SDKs get LaunchDarkly's big-segment shape: no member lists.
+    let all: Value = reqwest::Client::new()
+        .get(format!("{}/sdk/latest-all", app.base_url))
+        .header("Authorization", &env.sdk_key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sdk_segment = &all["segments"][segment];
+    assert_eq!(sdk_segment["unbounded"], true, "{sdk_segment}");
+    assert_eq!(sdk_segment["included"], json!([]), "{sdk_segment}");
+    let generation = sdk_segment["generation"].as_i64().unwrap();
+    assert!(generation > 0);
+
+    // A removal reaches evaluation.
+    sync(
+        &app,
+        &owner,
+        &amplitude,
+        &env.client_id,
+        "user",
+        &[],
+        &["a1"],
+    )
+    .await;
+    assert_eq!(
+        await_client_side(&app, &env, "a1", false).await["value"],
+        false
+    );
+    assert_eq!(client_side_value(&app, &env, "a2").await["value"], true);
+
+    // Deleting the segment forgets its members: the cohort synced again starts empty, with a
+    // new generation.
+    app.delete(&segment_path).await.expect(204);
+    sync(
+        &app,
+        &owner,
+        &amplitude,
+        &env.client_id,
+        "user",
+        &["a3"],
+        &[],
+    )
+    .await;
+    assert_eq!(members(&app, segment, PROBE).await, ids(&["a3"]));
+    let again = app.get(&segment_path).await.expect(200);
+    assert!(again["generation"].as_i64().unwrap() > generation);
+
+    // Deleting the environment forgets its members too (nothing of the old rows is read by a
+    // later environment with the same key: environment ids are new).
+    let rows = app
+        .store
+        .segment_member_changes(&env.client_id, 0, 100)
+        .await
+        .unwrap();
+    assert!(!rows.is_empty());
+    app.post(
+        "/api/v2/projects/p/environments",
+        json!({"key": "other", "name": "Other", "color": "000000"}),
+    )
+    .await
+    .expect(201);
+    app.delete("/api/v2/projects/p/environments/production")
+        .await
+        .expect(204);
+    let rows = app
+        .store
+        .segment_member_changes(&env.client_id, 0, 100)
+        .await
+        .unwrap();
+    assert!(rows.is_empty(), "{rows:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_membership_in_evaluation_sqlite() {
+    synced_membership_in_evaluation(app_on(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn synced_membership_in_evaluation_postgres() {
+    if let Some(app) = app_on(Backend::Postgres).await {
+        synced_membership_in_evaluation(app).await;
     }
 }
 
@@ -560,6 +749,27 @@ async fn triggers_for_every_integration(app: TestApp) {
             "{key}: the test event wrote"
         );
 
+        // Wrong types at the parser's pointers: refused, naming the pointer; nothing written.
+        let parser = capability.parser.clone().unwrap_or_default();
+        for pointer in [&parser.event_name, &parser.url].into_iter().flatten() {
+            let mut bad = alert_body(&capability, "High error rate");
+            bad[pointer.trim_start_matches('/')] = json!({"not": "a string"});
+            let (status, answer) = post_raw(&app, &path, &bad).await;
+            assert_eq!(status, 400, "{key} {pointer}: {answer}");
+            assert!(
+                answer["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(pointer.as_str()),
+                "{key}: {answer}"
+            );
+        }
+        assert_eq!(
+            app.audit_count().await,
+            audits,
+            "{key}: a refused alert wrote"
+        );
+
         // A real alert turns the flag on; SDK streams and the audit log see it.
         let alert = alert_body(&capability, "High error rate");
         let (status, answer) = post_raw(&app, &path, &alert).await;
@@ -722,8 +932,103 @@ async fn trigger_urls_keep_their_secret() {
     )
     .await;
     assert_eq!(denied.status, 403);
+    // 50 MB to a trigger URL: refused before anything is read into a flag change.
+    let audits = app.audit_count().await;
+    let huge = format!("{{\"eventName\": \"{}\"}}", "x".repeat(50 * 1024 * 1024));
+    match reqwest::Client::new()
+        .post(format!("{}{}", app.base_url, url_path(&new_url)))
+        .header("Content-Type", "application/json")
+        .body(huge)
+        .send()
+        .await
+    {
+        Ok(response) => assert_eq!(response.status(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
+    assert_eq!(app.audit_count().await, audits);
+
     app.delete(&format!("{base}/{id}")).await.expect(204);
     assert_eq!(post_raw(&app, &url_path(&new_url), &json!({})).await.0, 404);
+}
+
+/// Everything Flagstaff (and its SQL layer) logs while triggers are created, listed, fired
+/// with right and wrong secrets and reset, captured at TRACE.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_secrets_stay_out_of_logs() {
+    let logs = CapturedLogs::default();
+    let writer = logs.clone();
+    let installed = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "flagstaff=trace,flagstaff_server=trace,flagstaff_store=trace,sqlx=trace,axum=trace,tower_http=trace",
+        ))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .try_init();
+    assert!(installed.is_ok(), "another subscriber was installed first");
+    let app = app_on(Backend::Sqlite).await.unwrap();
+    setup(&app).await;
+    app.post("/api/v2/flags/p", json!({"key": "f", "name": "F"}))
+        .await
+        .expect(201);
+    let base = "/api/v2/flags/p/f/triggers/production";
+    let created = app
+        .post(
+            base,
+            json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOn"}]}),
+        )
+        .await
+        .expect(201);
+    let id = created["_id"].as_str().unwrap().to_string();
+    let url = created["triggerURL"].as_str().unwrap().to_string();
+    let secret = url.rsplit('/').next().unwrap().to_string();
+    app.get(base).await.expect(200);
+    let (status, _) = post_raw(&app, &url_path(&url), &json!({"eventName": "Alert"})).await;
+    assert_eq!(status, 200);
+    let (status, _) = post_raw(&app, &url_path(&url), &json!({"eventName": 5})).await;
+    assert_eq!(status, 400);
+    let mut wrong = secret.clone();
+    wrong.replace_range(..1, if secret.starts_with('0') { "1" } else { "0" });
+    let (status, _) = post_raw(&app, &format!("/webhook/triggers/{id}/{wrong}"), &json!({})).await;
+    assert_eq!(status, 404);
+    let reset = app
+        .semantic_patch(
+            &format!("{base}/{id}"),
+            json!({"instructions": [{"kind": "cycleTriggerUrl"}]}),
+        )
+        .await
+        .expect(200);
+    let new_secret = reset["triggerURL"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).to_string();
+    // The capture works: the trigger's writes were logged by the SQL layer.
+    assert!(
+        text.contains("INSERT INTO audit_log"),
+        "nothing was captured"
+    );
+    for s in [&secret, &wrong, &new_secret] {
+        assert!(
+            !text.contains(s.as_str()),
+            "a trigger secret is in the logs"
+        );
+    }
 }
 
 async fn flag_links_with_integration_blocks(app: TestApp) {
@@ -899,4 +1204,148 @@ async fn triggers_are_refused_where_approval_is_required() {
     assert_eq!(status, 200, "{body}");
     let flag = app.get("/api/v2/flags/p/f").await.expect(200);
     assert_eq!(flag["environments"]["production"]["on"], true);
+}
+
+async fn reserved_custom_properties(app: TestApp) {
+    setup(&app).await;
+    let path = "/api/v2/integration-capabilities/reserved-custom-properties";
+    // Nothing is configured: nothing is reserved, and any name goes.
+    assert_eq!(app.get(path).await.expect(200)["items"], json!([]));
+    app.post(
+        "/api/v2/flags/p",
+        json!({"key": "early", "name": "Early",
+               "customProperties": {"datadog": {"name": "anything", "value": ["x"]}}}),
+    )
+    .await
+    .expect(201);
+
+    // Configuring Datadog reserves its key.
+    app.post(
+        "/api/v2/integrations/datadog",
+        json!({"name": "dd", "config": {"apiKey": "k"}, "on": true}),
+    )
+    .await
+    .expect(201);
+    let listed = app.get(path).await.expect(200);
+    let datadog: Vec<&Value> = listed["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["integrationKey"] == "datadog")
+        .collect();
+    assert_eq!(datadog.len(), 1, "{listed}");
+    assert_eq!(datadog[0]["key"], "datadog");
+    assert_eq!(datadog[0]["name"], "Datadog tags");
+
+    // A reserved key with another name or empty values is refused, naming the key; nothing
+    // is written.
+    let audits = app.audit_count().await;
+    let wrong = app
+        .post(
+            "/api/v2/flags/p",
+            json!({"key": "tagged", "name": "Tagged",
+                   "customProperties": {"datadog": {"name": "DD", "value": ["team:x"]}}}),
+        )
+        .await;
+    assert_eq!(wrong.status, 400, "{}", wrong.body);
+    assert!(wrong.message().contains("\"datadog\""), "{}", wrong.body);
+    assert!(wrong.message().contains("Datadog tags"), "{}", wrong.body);
+    assert_eq!(app.audit_count().await, audits);
+    app.get("/api/v2/flags/p/tagged").await.expect(404);
+    app.post(
+        "/api/v2/flags/p",
+        json!({"key": "tagged", "name": "Tagged",
+               "customProperties": {"datadog": {"name": "Datadog tags", "value": ["team:x", "env:prod"]},
+                                    "mine": {"name": "Free", "value": ["1"]}}}),
+    )
+    .await
+    .expect(201);
+    let empty = app
+        .patch(
+            "/api/v2/flags/p/tagged",
+            json!([{"op": "replace", "path": "/customProperties/datadog/value", "value": [" "]}]),
+        )
+        .await;
+    assert_eq!(empty.status, 400, "{}", empty.body);
+    assert!(empty.message().contains("value[0]"), "{}", empty.body);
+    // A flag that used the key before it was reserved keeps working for other changes.
+    app.patch(
+        "/api/v2/flags/p/early",
+        json!([{"op": "replace", "path": "/description", "value": "still fine"}]),
+    )
+    .await
+    .expect(200);
+
+    // Templates see the values as customProperties.<key>.values.
+    app.patch(
+        "/api/v2/flags/p/tagged",
+        json!([{"op": "replace", "path": "/environments/production/on", "value": true}]),
+    )
+    .await
+    .expect(200);
+    let entry = support::latest_audit(&app).await;
+    let audit_id = entry["_id"].as_str().unwrap();
+    let context = app
+        .get(&format!("/api/v2/auditlog/{audit_id}/integration-context"))
+        .await
+        .expect(200);
+    assert_eq!(
+        context["customProperties"]["datadog"],
+        json!({"name": "Datadog tags", "values": ["team:x", "env:prod"]})
+    );
+    let datadog = integrations_with(|i| i.key == "datadog").remove(0);
+    let input = flagstaff_manifest::preview::PreviewInput {
+        form_values: json!({"apiKey": "k"}).as_object().cloned().unwrap(),
+        oauth: None,
+        compat: flagstaff_template::Compat::Go,
+        standard_payload: None,
+    };
+    let rendered = match flagstaff_manifest::preview::preview(
+        &datadog,
+        &flagstaff_manifest::preview::Target::AuditLogEventsHook,
+        &context,
+        &input,
+    )
+    .unwrap()
+    {
+        flagstaff_manifest::preview::Preview::Request(request) => request,
+        other => panic!("datadog sends nothing: {other:?}"),
+    };
+    let body: Value = serde_json::from_str(&rendered.body).unwrap();
+    let tags = body["tags"].as_array().unwrap();
+    assert!(
+        tags.contains(&json!("team:x")) && tags.contains(&json!("env:prod")),
+        "{body}"
+    );
+
+    // Turning the integration off releases the key.
+    let id = app.get("/api/v2/integrations/datadog").await.expect(200)["items"][0]["_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    app.patch(
+        &format!("/api/v2/integrations/datadog/{id}"),
+        json!([{"op": "replace", "path": "/on", "value": false}]),
+    )
+    .await
+    .expect(200);
+    assert!(
+        !app.get(path).await.expect(200)["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["integrationKey"] == "datadog")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_custom_properties_sqlite() {
+    reserved_custom_properties(app_on(Backend::Sqlite).await.unwrap()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reserved_custom_properties_postgres() {
+    if let Some(app) = app_on(Backend::Postgres).await {
+        reserved_custom_properties(app).await;
+    }
 }

@@ -121,6 +121,7 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             Some(json!({"key": "new-seg", "name": "New"})),
         ),
         "getSegment" => (Method::GET, format!("{segs}/s"), None),
+        "getSegmentMembershipForContext" => (Method::GET, format!("{segs}/s/contexts/u"), None),
         "patchSegment" => (Method::PATCH, format!("{segs}/s"), patch_name("Renamed")),
         "deleteSegment" => (Method::DELETE, format!("{segs}/s"), None),
         "getApprovalRequests" => (Method::GET, "/api/v2/approval-requests".into(), None),
@@ -417,6 +418,11 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             "/api/v2/segment-targets/amplitude".into(),
             Some(json!({"environmentId": f.env_client_id, "batch": [
                 {"userId": "u", "cohortId": "c", "cohortName": "C", "value": true}]})),
+        ),
+        "getReservedCustomProperties" => (
+            Method::GET,
+            "/api/v2/integration-capabilities/reserved-custom-properties".into(),
+            None,
         ),
         _ => return None,
     })

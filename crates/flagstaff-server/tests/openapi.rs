@@ -32,6 +32,8 @@ const FLAGSTAFF_EXTENSIONS: &[&str] = &[
     "postSegmentTargets",
     // LaunchDarkly lists flag links but has no read of one.
     "getFlagLink",
+    // The custom-property keys configured integrations reserve (LaunchDarkly: UI only).
+    "getReservedCustomProperties",
 ];
 
 #[tokio::test]

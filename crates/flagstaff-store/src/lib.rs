@@ -12,6 +12,7 @@ use async_trait::async_trait;
 mod deliveries;
 pub mod oauth;
 mod postgres;
+pub mod segment_members;
 mod sqlite;
 pub mod store_sync;
 
@@ -21,6 +22,7 @@ pub use deliveries::{
 
 pub use oauth::{OAuthSecret, OAuthSecretKind, OAuthStore, RevokeScope};
 pub use postgres::PgStore;
+pub use segment_members::{SegmentMemberChange, SegmentMemberStore, SegmentMembersWrite};
 pub use sqlite::SqliteStore;
 pub use store_sync::{StoreSyncState, StoreSyncStore};
 
@@ -185,6 +187,9 @@ pub enum EntityWrite {
     /// Delete every entity (and alias) whose scope is `scope` or starts with `scope/`:
     /// everything inside a project or environment.
     DeleteScope { scope: String },
+    /// Synced-segment membership rows (see [`segment_members`]); not an entity, but written
+    /// in the same transaction as the segment's version bump.
+    SegmentMembers(SegmentMembersWrite),
 }
 
 /// An audit entry to append.
@@ -255,7 +260,11 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
+<<<<<<< HEAD
 pub trait Store: OAuthStore + StoreSyncStore + Send + Sync + 'static {
+=======
+pub trait Store: OAuthStore + SegmentMemberStore + Send + Sync + 'static {
+>>>>>>> inbound-7
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).
@@ -546,6 +555,9 @@ macro_rules! impl_store_for {
                                     .execute(&mut *tx)
                                     .await?;
                             }
+                        }
+                        $crate::EntityWrite::SegmentMembers(members) => {
+                            self.write_segment_members(&mut tx, members).await?;
                         }
                     }
                 }

@@ -41,6 +41,7 @@ impl PgStore {
             .chain(crate::deliveries::sql::ALL)
             .chain(crate::oauth::sql::ALL)
             .chain(crate::store_sync::sql::ALL)
+            .chain(crate::segment_members::sql::ALL)
             .map(|s| (*s, sql::numbered_placeholders(s)))
             .collect();
         Ok(Self {
@@ -83,3 +84,4 @@ impl PgStore {
 impl_store_for!(PgStore, Postgres, "postgres");
 crate::oauth::impl_oauth_store_for!(PgStore);
 crate::store_sync::impl_store_sync_for!(PgStore);
+crate::segment_members::impl_segment_member_store_for!(PgStore, Postgres);

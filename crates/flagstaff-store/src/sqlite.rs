@@ -134,3 +134,4 @@ async fn spawn_checkpointer(options: SqliteConnectOptions) -> StoreResult<Sqlite
 impl_store_for!(SqliteStore, Sqlite, "sqlite");
 crate::oauth::impl_oauth_store_for!(SqliteStore);
 crate::store_sync::impl_store_sync_for!(SqliteStore);
+crate::segment_members::impl_segment_member_store_for!(SqliteStore, Sqlite);

@@ -272,11 +272,27 @@ pub async fn event_context(store: &dyn Store, entry: &AuditEntry, base_url: &str
         event["comment"] = Value::from(comment.clone());
     }
     if let Some(properties) = current.and_then(|v| v.get("customProperties"))
-        && properties.as_object().is_some_and(|p| !p.is_empty())
+        && let Some(properties) = properties.as_object().filter(|p| !p.is_empty())
     {
-        event["customProperties"] = properties.clone();
+        event["customProperties"] = template_custom_properties(properties);
     }
     event
+}
+
+/// Flags store a custom property as `{name, value: [..]}`; templates read
+/// `customProperties.<key>.values` (the catalogue's sample contexts, LaunchDarkly's renders).
+fn template_custom_properties(properties: &serde_json::Map<String, Value>) -> Value {
+    properties
+        .iter()
+        .map(|(key, property)| {
+            let values = property.get("value").cloned().unwrap_or(json!([]));
+            (
+                key.clone(),
+                json!({"name": property.get("name").cloned().unwrap_or(Value::Null), "values": values}),
+            )
+        })
+        .collect::<serde_json::Map<String, Value>>()
+        .into()
 }
 
 async fn load<T: serde::de::DeserializeOwned>(store: &dyn Store, target: EntityRef) -> Option<T> {

@@ -24,6 +24,7 @@ pub mod integrations;
 pub mod members;
 pub mod oauth;
 pub mod projects;
+pub mod reserved_properties;
 pub mod roles;
 pub mod root;
 pub mod segment_targets;

@@ -10,10 +10,11 @@ use flagstaff_manifest::synced_segment::{
     ResponseTarget, parse_request, render_response, response_context,
 };
 use flagstaff_template::Compat;
-use serde_json::Value;
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::viewable_project;
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonBody;
@@ -21,7 +22,9 @@ use crate::services::segment_targets::SyncedTarget;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(post_segment_targets))
+    OpenApiRouter::new()
+        .routes(routes!(post_segment_targets))
+        .routes(routes!(get_segment_membership_for_context))
 }
 
 /// The integration by key; the reference server matches keys case-insensitively.
@@ -115,4 +118,27 @@ fn respond(
         // A response template that fails to render must not hide the outcome.
         Ok(None) | Err(_) => result.map(|_| StatusCode::NO_CONTENT.into_response()),
     }
+}
+
+/// A context's membership of a segment: for a synced (big) segment from its member rows,
+/// otherwise from the segment's target lists.
+#[utoipa::path(get, path = "/api/v2/segments/{projectKey}/{environmentKey}/{segmentKey}/contexts/{contextKey}", tag = "Segments", operation_id = "getSegmentMembershipForContext",
+    params(("projectKey" = String, Path), ("environmentKey" = String, Path), ("segmentKey" = String, Path), ("contextKey" = String, Path)),
+    responses((status = 200, description = "Segment membership for context response")),
+    security(("ApiKey" = [])))]
+async fn get_segment_membership_for_context(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((project, env, key, context_key)): Path<(String, String, String, String)>,
+) -> ApiResult<Json<Value>> {
+    viewable_project(&state, &caller, &project).await?;
+    let (included, excluded) = state
+        .services
+        .segment_membership(&project, &env, &key, &context_key)
+        .await?;
+    Ok(Json(json!({
+        "userKey": context_key,
+        "included": included,
+        "excluded": excluded,
+    })))
 }

@@ -16,6 +16,7 @@
 
 pub mod convert;
 pub mod feed;
+pub mod membership;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -556,10 +557,15 @@ enum Audience {
 fn evaluate_all(
     feed: &EnvFeed,
     context: &Context,
+    memberships: Option<&membership::Memberships>,
     audience: Audience,
     with_reasons: bool,
 ) -> Value {
     let st = feed.read();
+    let store = membership::WithMemberships {
+        eval: &st.eval,
+        memberships,
+    };
     let mut out = Map::new();
     for (key, flag) in &st.flags {
         let visible = match audience {
@@ -572,7 +578,7 @@ fn evaluate_all(
         let Some(compiled) = st.eval.get_flag(key) else {
             continue;
         };
-        let detail = evaluate(compiled, context, &st.eval);
+        let detail = evaluate(compiled, context, &store);
         let track_reason = compiled.is_experiment(&detail.reason);
         let mut item = Map::new();
         item.insert("value".into(), detail.value_or_null().clone());
@@ -603,20 +609,32 @@ fn report_method() -> Method {
     Method::from_bytes(b"REPORT").unwrap_or(Method::POST)
 }
 
-fn evalx_response(
+async fn evalx_response(
+    state: &AppState,
     feed: &EnvFeed,
     ctx: Result<Context, ApiError>,
     audience: Audience,
     q: &EvalQuery,
 ) -> Response {
-    match ctx {
-        Ok(ctx) => (
-            [(header::CACHE_CONTROL, "no-cache")],
-            axum::Json(evaluate_all(feed, &ctx, audience, q.with_reasons())),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
+    let ctx = match ctx {
+        Ok(ctx) => ctx,
+        Err(e) => return e.into_response(),
+    };
+    let memberships = match membership::read(state, feed, &ctx).await {
+        Ok(m) => m,
+        Err(e) => return e.into_response(),
+    };
+    (
+        [(header::CACHE_CONTROL, "no-cache")],
+        axum::Json(evaluate_all(
+            feed,
+            &ctx,
+            memberships.as_ref(),
+            audience,
+            q.with_reasons(),
+        )),
+    )
+        .into_response()
 }
 
 async fn client_evalx_get(
@@ -629,7 +647,16 @@ async fn client_evalx_get(
         return ApiError::MethodNotAllowed.into_response();
     }
     match client_feed(&state, &env_id).await {
-        Ok(feed) => evalx_response(&feed, context_from_path(&ctx), Audience::ClientSide, &q),
+        Ok(feed) => {
+            evalx_response(
+                &state,
+                &feed,
+                context_from_path(&ctx),
+                Audience::ClientSide,
+                &q,
+            )
+            .await
+        }
         Err(r) => r,
     }
 }
@@ -645,7 +672,16 @@ async fn client_evalx_report(
         return ApiError::MethodNotAllowed.into_response();
     }
     match client_feed(&state, &env_id).await {
-        Ok(feed) => evalx_response(&feed, context_from_body(&body), Audience::ClientSide, &q),
+        Ok(feed) => {
+            evalx_response(
+                &state,
+                &feed,
+                context_from_body(&body),
+                Audience::ClientSide,
+                &q,
+            )
+            .await
+        }
         Err(r) => r,
     }
 }
@@ -661,7 +697,9 @@ async fn mobile_evalx_get(
         return ApiError::MethodNotAllowed.into_response();
     }
     match mobile_feed(&state, &headers).await {
-        Ok(feed) => evalx_response(&feed, context_from_path(&ctx), Audience::Mobile, &q),
+        Ok(feed) => {
+            evalx_response(&state, &feed, context_from_path(&ctx), Audience::Mobile, &q).await
+        }
         Err(r) => r,
     }
 }
@@ -677,7 +715,16 @@ async fn mobile_evalx_report(
         return ApiError::MethodNotAllowed.into_response();
     }
     match mobile_feed(&state, &headers).await {
-        Ok(feed) => evalx_response(&feed, context_from_body(&body), Audience::Mobile, &q),
+        Ok(feed) => {
+            evalx_response(
+                &state,
+                &feed,
+                context_from_body(&body),
+                Audience::Mobile,
+                &q,
+            )
+            .await
+        }
         Err(r) => r,
     }
 }

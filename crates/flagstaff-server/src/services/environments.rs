@@ -358,6 +358,7 @@ impl Services {
             let mut writes = vec![
                 EntityWrite::Delete { target: target.clone(), expected_version: version },
                 EntityWrite::DeleteScope { scope: format!("{project}/{env_key}") },
+                EntityWrite::SegmentMembers(flagstaff_store::SegmentMembersWrite::DeleteEnvironment { environment_id: env.id.clone() }),
             ];
             for (mut flag, flag_version) in self.load_all::<FeatureFlag>(EntityKind::Flag, project).await? {
                 if flag.environments.remove(env_key).is_some() {

@@ -279,6 +279,8 @@ impl Services {
                 )));
             }
         }
+        self.check_reserved_custom_properties(None, &flag.custom_properties)
+            .await?;
         flag.version = 1;
         let flag_resources = flag_in_every_environment(&context, &flag);
         let resources: Vec<String> = flag_resources.iter().map(audit_resource).collect();
@@ -440,6 +442,11 @@ impl Services {
             .flag_after_patch(project, &before, version, request, now)
             .await?;
         finalize_flag_change(&before, &mut after, version, now)?;
+        self.check_reserved_custom_properties(
+            Some(&before.custom_properties),
+            &after.custom_properties,
+        )
+        .await?;
         let changes = flag_changes(&before, &after);
         if changes.is_empty() {
             if let Some(caller) = actor.caller() {

@@ -36,6 +36,7 @@ pub mod integration_oauth;
 pub mod members;
 pub mod oauth;
 pub mod projects;
+pub mod reserved_properties;
 pub mod roles;
 pub mod segment_targets;
 pub mod segments;

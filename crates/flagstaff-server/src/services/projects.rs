@@ -239,16 +239,18 @@ impl Services {
             let now = now_millis();
             let (project, version) = self.get_project(key).await?;
             let resource = Resource::project(key, &project.tags);
+            let mut writes = vec![
+                EntityWrite::DeleteScope {
+                    scope: key.to_string(),
+                },
+                EntityWrite::Delete {
+                    target: project_ref(key),
+                    expected_version: version,
+                },
+            ];
+            writes.extend(self.environment_member_deletes(key).await?);
             let change = PendingChange {
-                writes: vec![
-                    EntityWrite::DeleteScope {
-                        scope: key.to_string(),
-                    },
-                    EntityWrite::Delete {
-                        target: project_ref(key),
-                        expected_version: version,
-                    },
-                ],
+                writes,
                 audit: AuditDraft {
                     previous_version: Some(to_value(&project)),
                     ..AuditDraft::single(

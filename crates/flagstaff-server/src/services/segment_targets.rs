@@ -4,14 +4,17 @@
 //! it is created on first sight, and each batch adds and removes members idempotently in one
 //! change (one audit entry, one SDK update).
 //!
-//! Members live in the segment's `included` (context kind `user`) or `includedContexts`
-//! list, so evaluation and SDK streams need nothing beyond ordinary segments.
+//! A synced segment is a big segment, as at LaunchDarkly: the document is `unbounded` (with
+//! `unboundedContextKind` and a `generation`) and holds no members; members are rows of
+//! `segment_members` (flagstaff-store), so a batch reads and writes only its own members and
+//! a cohort of millions never sits in memory. The batch's rows, the segment's version bump
+//! (which reaches SDK streams) and the audit entry are one commit.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use flagstaff_manifest::synced_segment::{CohortChanges, ParsedSync, segment_key};
-use flagstaff_model::segment::{Segment, SegmentBody, SegmentTarget};
-use flagstaff_store::{EntityKind, EntityWrite};
+use flagstaff_model::segment::{Segment, SegmentBody};
+use flagstaff_store::{EntityKind, EntityWrite, SegmentMembersWrite};
 use serde_json::json;
 
 use super::segments::{segment_outbox, segment_ref};
@@ -47,8 +50,12 @@ async fn environment_by_client_side_id(
     }
 }
 
-/// The context kind a segment's synced members have, if it has any.
+/// The context kind a synced segment's members have. Segments written before membership
+/// moved out of the document keep members in their lists; those say the kind.
 fn member_kind(segment: &Segment) -> Option<&str> {
+    if segment.unbounded {
+        return Some(segment.unbounded_context_kind.as_deref().unwrap_or("user"));
+    }
     if !segment.included.is_empty() {
         return Some("user");
     }
@@ -79,23 +86,38 @@ fn check_synced(segment: &Segment, integration_key: &str, context_kind: &str) ->
     Ok(())
 }
 
-/// Adds and removes members in `list`, keeping its order; returns how many changed.
-fn apply_members(list: &mut Vec<String>, add: &[&str], remove: &[&str]) -> (usize, usize) {
-    let removing: HashSet<&str> = remove.iter().copied().collect();
-    let before = list.len();
-    if !removing.is_empty() {
-        list.retain(|m| !removing.contains(m.as_str()));
-    }
-    let removed = before - list.len();
-    let mut present: HashSet<String> = list.iter().cloned().collect();
-    let mut added = 0;
+/// The membership rows a batch changes, given the stored state of its members (absent:
+/// never a member): adds of non-members, removals of members. Each key appears once.
+fn effective_changes(
+    stored: &HashMap<String, bool>,
+    add: &[&str],
+    remove: &[&str],
+) -> Vec<(String, bool)> {
+    let mut out = Vec::new();
     for id in add {
-        if present.insert((*id).to_string()) {
-            list.push((*id).to_string());
-            added += 1;
+        if stored.get(*id) != Some(&true) {
+            out.push(((*id).to_string(), true));
         }
     }
-    (added, removed)
+    for id in remove {
+        if stored.get(*id) == Some(&true) {
+            out.push(((*id).to_string(), false));
+        }
+    }
+    out
+}
+
+/// Moves the members of a segment synced before membership left the document into rows, and
+/// makes it a big segment (once, O(its members)).
+fn adopt_listed_members(segment: &mut Segment, context_kind: &str, now: i64) -> Vec<String> {
+    let mut members = std::mem::take(&mut segment.included);
+    for target in std::mem::take(&mut segment.included_contexts) {
+        members.extend(target.values);
+    }
+    segment.unbounded = true;
+    segment.unbounded_context_kind = Some(context_kind.to_string());
+    segment.generation = now;
+    members
 }
 
 impl Services {
@@ -143,7 +165,7 @@ impl Services {
                     caller,
                     integration_key,
                     &project,
-                    &env,
+                    (&env, &parsed.environment_id),
                     &key,
                     &parsed.context_kind,
                     &cohort,
@@ -159,13 +181,76 @@ impl Services {
         Ok(out)
     }
 
+    /// `(included, excluded)` of a context key in a segment: a big segment's member row,
+    /// or an ordinary segment's target lists.
+    pub async fn segment_membership(
+        &self,
+        project: &str,
+        env: &str,
+        key: &str,
+        context_key: &str,
+    ) -> ApiResult<(bool, bool)> {
+        let (segment, _) = self.get_segment(project, env, key).await?;
+        if segment.unbounded {
+            let (environment, _) = self.get_environment(project, env).await?;
+            let stored = self
+                .store
+                .segment_member_states(&environment.id, key, &[context_key.to_string()])
+                .await?;
+            return Ok((stored.iter().any(|(_, included)| *included), false));
+        }
+        let listed = |keys: &[String], targets: &[flagstaff_model::segment::SegmentTarget]| {
+            keys.iter().any(|k| k == context_key)
+                || targets
+                    .iter()
+                    .any(|t| t.values.iter().any(|k| k == context_key))
+        };
+        Ok((
+            listed(&segment.included, &segment.included_contexts),
+            listed(&segment.excluded, &segment.excluded_contexts),
+        ))
+    }
+
+    /// The write that forgets a deleted big segment's member rows.
+    pub(crate) async fn segment_member_delete(
+        &self,
+        project: &str,
+        env: &str,
+        key: &str,
+    ) -> ApiResult<EntityWrite> {
+        let (environment, _) = self.get_environment(project, env).await?;
+        Ok(EntityWrite::SegmentMembers(
+            SegmentMembersWrite::DeleteSegment {
+                environment_id: environment.id,
+                segment_key: key.to_string(),
+            },
+        ))
+    }
+
+    /// The writes that forget the member rows of every environment of a deleted project.
+    pub(crate) async fn environment_member_deletes(
+        &self,
+        project: &str,
+    ) -> ApiResult<Vec<EntityWrite>> {
+        Ok(self
+            .list_environments(project)
+            .await?
+            .into_iter()
+            .map(|environment| {
+                EntityWrite::SegmentMembers(SegmentMembersWrite::DeleteEnvironment {
+                    environment_id: environment.id,
+                })
+            })
+            .collect())
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn sync_cohort_once(
         &self,
         caller: &Caller,
         integration_key: &str,
         project: &str,
-        env: &str,
+        (env, environment_id): (&str, &str),
         key: &str,
         context_kind: &str,
         cohort: &CohortChanges<'_>,
@@ -174,9 +259,13 @@ impl Services {
         let target = segment_ref(project, env, key);
         let existing = self.load::<Segment>(&target).await?;
         let created = existing.is_none();
+        let mut listed = Vec::new();
         let (mut segment, version) = match existing {
-            Some((segment, version)) => {
+            Some((mut segment, version)) => {
                 check_synced(&segment, integration_key, context_kind)?;
+                if !segment.unbounded {
+                    listed = adopt_listed_members(&mut segment, context_kind, now);
+                }
                 (segment, version)
             }
             None => {
@@ -186,11 +275,14 @@ impl Services {
                         key: key.to_string(),
                         description: None,
                         tags: None,
-                        unbounded: None,
-                        unbounded_context_kind: None,
+                        unbounded: Some(true),
+                        unbounded_context_kind: Some(context_kind.to_string()),
                     },
                     now,
                 )?;
+                // Big-segment stores key membership by `<segmentKey>.g<generation>`: a
+                // re-created segment must never match its predecessor's members there.
+                segment.generation = now;
                 segment.external = Some(integration_key.to_string());
                 (segment, 0)
             }
@@ -201,33 +293,46 @@ impl Services {
         if cohort.cohort_url.is_some() {
             segment.external_link = cohort.cohort_url.map(String::from);
         }
-        let list = if context_kind == "user" {
-            &mut segment.included
+        // Read after the segment's version: a concurrent batch that changes these rows also
+        // bumps that version, so this commit then fails its version check and re-reads.
+        let stored: HashMap<String, bool> = if created {
+            HashMap::new()
         } else {
-            let index = match segment
-                .included_contexts
+            let keys: Vec<String> = cohort
+                .add
                 .iter()
-                .position(|t| t.context_kind == context_kind)
-            {
-                Some(i) => i,
-                None => {
-                    segment.included_contexts.push(SegmentTarget {
-                        context_kind: context_kind.to_string(),
-                        values: Vec::new(),
-                    });
-                    segment.included_contexts.len() - 1
-                }
-            };
-            &mut segment.included_contexts[index].values
+                .chain(&cohort.remove)
+                .map(|k| (*k).to_string())
+                .collect();
+            self.store
+                .segment_member_states(environment_id, key, &keys)
+                .await?
+                .into_iter()
+                .collect()
         };
-        let (added, removed) = apply_members(list, &cohort.add, &cohort.remove);
-        segment.included_contexts.retain(|t| !t.values.is_empty());
+        let mut changes = effective_changes(&stored, &cohort.add, &cohort.remove);
+        if !listed.is_empty() {
+            let batch: HashSet<&str> = cohort.add.iter().chain(&cohort.remove).copied().collect();
+            let kept: Vec<(String, bool)> = listed
+                .into_iter()
+                .filter(|k| !batch.contains(k.as_str()))
+                .map(|k| (k, true))
+                .collect();
+            changes.extend(kept);
+        }
+        let added: Vec<&str> = changes
+            .iter()
+            .filter(|(_, included)| *included)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let removed: Vec<&str> = changes
+            .iter()
+            .filter(|(_, included)| !*included)
+            .map(|(k, _)| k.as_str())
+            .collect();
+        let (added_count, removed_count) = (added.len(), removed.len());
         segment.validate()?;
-        if !created
-            && added == 0
-            && removed == 0
-            && !renamed
-            && !(relinked && cohort.cohort_url.is_some())
+        if !created && changes.is_empty() && !renamed && !(relinked && cohort.cohort_url.is_some())
         {
             // Already in step: a retried batch writes nothing.
             self.require_view_project(caller, project).await?;
@@ -242,12 +347,12 @@ impl Services {
         if renamed {
             accesses.push(access("updateName", &resource));
         }
-        if added + removed > 0 || created {
+        if !changes.is_empty() || created {
             accesses.push(access("updateIncluded", &resource));
         }
         let mut description = vec![format!(
-            "Synced from {integration_key} cohort *{}*: added {added} and removed {removed} \
-             {context_kind} members",
+            "Synced from {integration_key} cohort *{}*: added {added_count} and removed \
+             {removed_count} {context_kind} members",
             cohort.cohort_name
         )];
         if renamed {
@@ -271,8 +376,16 @@ impl Services {
                 aliases: None,
             }
         };
+        let mut writes = vec![write];
+        if !changes.is_empty() {
+            writes.push(EntityWrite::SegmentMembers(SegmentMembersWrite::Upsert {
+                environment_id: environment_id.to_string(),
+                segment_key: key.to_string(),
+                members: changes.clone(),
+            }));
+        }
         let change = PendingChange {
-            writes: vec![write],
+            writes,
             audit: AuditDraft {
                 kind: "segment",
                 name: segment.name.clone(),
@@ -287,13 +400,13 @@ impl Services {
                 description,
                 comment: None,
                 site_path: format!("/{project}/{env}/segments/{key}"),
-                // The batch itself, not the whole member list: a cohort can have millions.
+                // What the batch changed, not the cohort: a cohort can have millions.
                 delta: Some(json!({
                     "integrationKey": integration_key,
                     "cohortId": cohort.cohort_id,
                     "contextKind": context_kind,
-                    "added": cohort.add,
-                    "removed": cohort.remove,
+                    "added": added,
+                    "removed": removed,
                 })),
                 previous_version: None,
                 current_version: None,
@@ -318,16 +431,21 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use super::apply_members;
+    use std::collections::{HashMap, HashSet};
+
+    use super::effective_changes;
 
     #[test]
-    fn membership_changes_are_idempotent_and_keep_order() {
-        let mut list = vec!["a".to_string(), "b".to_string()];
+    fn only_real_changes_are_written() {
+        let stored: HashMap<String, bool> = [("a".into(), true), ("b".into(), false)].into();
         assert_eq!(
-            apply_members(&mut list, &["c", "a", "c"], &["b", "zz"]),
-            (1, 1)
+            effective_changes(&stored, &["a", "b", "c"], &["b", "zz"]),
+            vec![("b".to_string(), true), ("c".to_string(), true)]
         );
-        assert_eq!(list, vec!["a", "c"]);
-        assert_eq!(apply_members(&mut list, &["c"], &["b"]), (0, 0));
+        assert_eq!(
+            effective_changes(&stored, &[], &["a", "b"]),
+            vec![("a".to_string(), false)]
+        );
+        assert!(effective_changes(&stored, &["a"], &["b"]).is_empty());
     }
 }

@@ -271,11 +271,15 @@ impl Services {
                 &[&segment.tags],
                 None,
             )?;
+            let mut writes = vec![EntityWrite::Delete {
+                target: target.clone(),
+                expected_version: version,
+            }];
+            if segment.unbounded {
+                writes.push(self.segment_member_delete(project, env, key).await?);
+            }
             let change = PendingChange {
-                writes: vec![EntityWrite::Delete {
-                    target: target.clone(),
-                    expected_version: version,
-                }],
+                writes,
                 audit: AuditDraft {
                     previous_version: Some(to_value(&segment)),
                     ..AuditDraft::single(
