@@ -260,11 +260,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-<<<<<<< HEAD
-pub trait Store: OAuthStore + StoreSyncStore + Send + Sync + 'static {
-=======
-pub trait Store: OAuthStore + SegmentMemberStore + Send + Sync + 'static {
->>>>>>> inbound-7
+pub trait Store:
+    OAuthStore + StoreSyncStore + SegmentMemberStore + Send + Sync + 'static
+{
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).
