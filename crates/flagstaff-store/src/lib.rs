@@ -260,9 +260,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store:
-    OAuthStore + StoreSyncStore + SegmentMemberStore + Send + Sync + 'static
-{
+pub trait Store: OAuthStore + StoreSyncStore + SegmentMemberStore + Send + Sync + 'static {
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).

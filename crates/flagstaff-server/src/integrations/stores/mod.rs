@@ -23,6 +23,7 @@
 //! version: a restarted node reports where each store stands; it still resyncs everything
 //! on start, because the store may have changed while nobody watched it.
 
+pub mod big_segments;
 pub mod plan;
 pub mod redis_relay;
 
@@ -80,6 +81,9 @@ pub struct StoreSyncSettings {
     pub base_backoff: Duration,
     pub max_backoff: Duration,
     pub redis_timeouts: RedisTimeouts,
+    /// How often a big-segment store's `synchronized_on` is refreshed when nothing changes
+    /// (SDKs call a store stale after about two minutes without a refresh).
+    pub big_segment_refresh: Duration,
 }
 
 impl Default for StoreSyncSettings {
@@ -88,11 +92,12 @@ impl Default for StoreSyncSettings {
             base_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(60),
             redis_timeouts: RedisTimeouts::default(),
+            big_segment_refresh: Duration::from_secs(30),
         }
     }
 }
 
-/// Runs one engine per enabled featureStore configuration.
+/// Runs one engine per enabled featureStore or big-segment-store configuration.
 pub struct StoreSync {
     store: Arc<dyn Store>,
     sdk: Arc<SdkHub>,
@@ -152,13 +157,17 @@ impl StoreSync {
     /// disabled ones.
     pub async fn reload(self: &Arc<Self>) -> crate::error::ApiResult<()> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let wanted: HashMap<String, (StoreConfigDoc, i64)> =
-            Self::list_all(self.store.as_ref(), StoreCapability::FeatureStore)
-                .await?
-                .into_iter()
-                .filter(|(doc, _)| doc.on)
-                .map(|(doc, version)| (doc.id.clone(), (doc, version)))
-                .collect();
+        let mut wanted: HashMap<String, (StoreConfigDoc, i64)> = HashMap::new();
+        for capability in [
+            StoreCapability::FeatureStore,
+            StoreCapability::BigSegmentStore,
+        ] {
+            for (doc, version) in Self::list_all(self.store.as_ref(), capability).await? {
+                if doc.on {
+                    wanted.insert(doc.id.clone(), (doc, version));
+                }
+            }
+        }
         let mut engines = self.engines.lock().unwrap_or_else(|p| p.into_inner());
         engines.retain(|id, (version, handle)| {
             let keep = wanted.get(id).is_some_and(|(_, v)| v == version) && !handle.is_finished();
@@ -171,13 +180,27 @@ impl StoreSync {
             if engines.contains_key(&id) {
                 continue;
             }
-            let engine = Engine {
-                store: self.store.clone(),
-                sdk: self.sdk.clone(),
-                integrations: self.integrations.clone(),
-                doc,
+            let task = match doc.capability {
+                StoreCapability::FeatureStore => tokio::spawn(
+                    Engine {
+                        store: self.store.clone(),
+                        sdk: self.sdk.clone(),
+                        integrations: self.integrations.clone(),
+                        doc,
+                    }
+                    .run(),
+                ),
+                StoreCapability::BigSegmentStore => tokio::spawn(
+                    big_segments::BigSegmentEngine {
+                        store: self.store.clone(),
+                        sdk: self.sdk.clone(),
+                        integrations: self.integrations.clone(),
+                        doc,
+                    }
+                    .run(),
+                ),
             };
-            engines.insert(id, (version, tokio::spawn(engine.run())));
+            engines.insert(id, (version, task));
         }
         Ok(())
     }
