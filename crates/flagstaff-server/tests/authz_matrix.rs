@@ -39,12 +39,18 @@ struct Fixture {
     trigger_id: String,
     /// A URL link on flag `f`.
     link_id: String,
+    /// A generic-feature-store configuration (off) of `test`.
+    feature_store_id: String,
+    /// A redis big-segment store configuration of `test`.
+    big_segment_store_id: String,
 }
 
 /// A public address that passes the outbound policy; port 0 fails at once, so deliveries and
 /// "validate connection" fail quickly without affecting the matrix.
 const PUBLIC_URL: &str = "http://93.184.216.34:0/hook";
 const SUBSCRIPTIONS: &str = "/api/v2/integrations/flagstaff-webhook";
+const FEATURE_STORES: &str = "/api/v2/integration-capabilities/featureStore";
+const BIG_SEGMENT_STORES: &str = "/api/v2/integration-capabilities/big-segment-store";
 
 /// What one operation sends: method, path and body, given the fixture.
 fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)> {
@@ -413,6 +419,80 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             Some(json!([{"op": "add", "path": "/title", "value": "U"}])),
         ),
         "deleteFlagLink" => (Method::DELETE, format!("{links}/{}", f.link_id), None),
+        "getIntegrationDeliveryConfigurations" => (Method::GET, FEATURE_STORES.into(), None),
+        "getIntegrationDeliveryConfigurationByEnvironment" => {
+            (Method::GET, format!("{FEATURE_STORES}/m{n}/test"), None)
+        }
+        "createIntegrationDeliveryConfiguration" => (
+            Method::POST,
+            format!("{FEATURE_STORES}/m{n}/test/generic-feature-store"),
+            Some(
+                json!({"name": "new", "config": {"featureStoreReqUrl": PUBLIC_URL,
+                "validationReqUrl": PUBLIC_URL}}),
+            ),
+        ),
+        "getIntegrationDeliveryConfigurationById" => (
+            Method::GET,
+            format!(
+                "{FEATURE_STORES}/m{n}/test/generic-feature-store/{}",
+                f.feature_store_id
+            ),
+            None,
+        ),
+        "patchIntegrationDeliveryConfiguration" => (
+            Method::PATCH,
+            format!(
+                "{FEATURE_STORES}/m{n}/test/generic-feature-store/{}",
+                f.feature_store_id
+            ),
+            patch_name("Renamed"),
+        ),
+        "deleteIntegrationDeliveryConfiguration" => (
+            Method::DELETE,
+            format!(
+                "{FEATURE_STORES}/m{n}/test/generic-feature-store/{}",
+                f.feature_store_id
+            ),
+            None,
+        ),
+        "validateIntegrationDeliveryConfiguration" => (
+            Method::POST,
+            format!(
+                "{FEATURE_STORES}/m{n}/test/generic-feature-store/{}/validate",
+                f.feature_store_id
+            ),
+            None,
+        ),
+        "getBigSegmentStoreIntegrations" => (Method::GET, BIG_SEGMENT_STORES.into(), None),
+        "createBigSegmentStoreIntegration" => (
+            Method::POST,
+            format!("{BIG_SEGMENT_STORES}/m{n}/test/redis"),
+            Some(json!({"name": "new", "config": {"host": "93.184.216.34"}})),
+        ),
+        "getBigSegmentStoreIntegration" => (
+            Method::GET,
+            format!(
+                "{BIG_SEGMENT_STORES}/m{n}/test/redis/{}",
+                f.big_segment_store_id
+            ),
+            None,
+        ),
+        "patchBigSegmentStoreIntegration" => (
+            Method::PATCH,
+            format!(
+                "{BIG_SEGMENT_STORES}/m{n}/test/redis/{}",
+                f.big_segment_store_id
+            ),
+            patch_name("Renamed"),
+        ),
+        "deleteBigSegmentStoreIntegration" => (
+            Method::DELETE,
+            format!(
+                "{BIG_SEGMENT_STORES}/m{n}/test/redis/{}",
+                f.big_segment_store_id
+            ),
+            None,
+        ),
         "postSegmentTargets" => (
             Method::POST,
             "/api/v2/segment-targets/amplitude".into(),
@@ -574,6 +654,21 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         .await
         .expect(200);
     let audit = app.get("/api/v2/auditlog?limit=1&q=m").await.expect(200);
+    let feature_store = app
+        .post(
+            &format!("{FEATURE_STORES}/m{n}/test/generic-feature-store"),
+            json!({"name": "fs", "config": {"featureStoreReqUrl": PUBLIC_URL,
+                "validationReqUrl": PUBLIC_URL}}),
+        )
+        .await
+        .expect(201);
+    let big_segment_store = app
+        .post(
+            &format!("{BIG_SEGMENT_STORES}/m{n}/test/redis"),
+            json!({"name": "bss", "config": {"host": "93.184.216.34", "password": "p"}}),
+        )
+        .await
+        .expect(201);
     let client = app
         .post(
             "/api/v2/oauth/clients",
@@ -600,6 +695,8 @@ async fn fixture(app: &TestApp, n: usize) -> Fixture {
         env_client_id: env["_id"].as_str().unwrap().to_string(),
         trigger_id: trigger["_id"].as_str().unwrap().to_string(),
         link_id: link["_id"].as_str().unwrap().to_string(),
+        feature_store_id: feature_store["_id"].as_str().unwrap().to_string(),
+        big_segment_store_id: big_segment_store["_id"].as_str().unwrap().to_string(),
     }
 }
 
@@ -679,6 +776,8 @@ async fn every_route_times_every_built_in_role() {
         env_client_id: String::new(),
         trigger_id: String::new(),
         link_id: String::new(),
+        feature_store_id: String::new(),
+        big_segment_store_id: String::new(),
     };
     let undeclared: Vec<&String> = operations
         .iter()

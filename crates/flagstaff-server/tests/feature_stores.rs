@@ -98,6 +98,26 @@ async fn toggle(app: &TestApp, project: &str, flag: &str, on: bool) {
     .expect(200);
 }
 
+/// 100 changes of flag `f`, ten at a time: quick enough that a held push does not reach the
+/// outbound client's timeout even on a loaded machine.
+async fn rapid_changes(app: &TestApp, project: &str) {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v2/flags/{project}/f", app.base_url);
+    for batch in 0..10 {
+        let mut changes = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let request = client.patch(&url).header("Authorization", &app.token).json(
+                &json!([{"op": "replace", "path": "/environments/production/on",
+                    "value": (batch * 10 + i) % 2 == 0}]),
+            );
+            changes.spawn(async move { request.send().await.map(|r| r.status().as_u16()) });
+        }
+        while let Some(status) = changes.join_next().await {
+            assert_eq!(status.unwrap().unwrap(), 200);
+        }
+    }
+}
+
 async fn eventually<F, Fut>(what: &str, mut check: F)
 where
     F: FnMut() -> Fut,
@@ -234,9 +254,7 @@ async fn generic_feature_store_gets_the_previewed_request_coalesced_and_retried(
     // 100 rapid changes while the partner is slow: far fewer pushes, the last one current.
     receiver.hold();
     let before = pushes(&receiver).len();
-    for i in 0..100 {
-        toggle(&app, "hs", "f", i % 2 == 0).await;
-    }
+    rapid_changes(&app, "hs").await;
     receiver.release();
     let final_state = latest_all(&app, &sdk_key).await;
     eventually("the final state pushed", || {
@@ -468,4 +486,215 @@ async fn redis_store_converges_after_an_outage() {
         .query_async(&mut conn)
         .await
         .unwrap();
+}
+
+// -- every featureStore manifest of the conformance catalogue ----------------------------
+
+/// The catalogue's featureStore integrations, copied into `dir` with their endpoints moved
+/// to `receiver` (scheme and host only: paths, queries, headers and bodies stay the
+/// manifest's), and form values for each.
+fn catalogue_stores_pointing_at(
+    receiver: &Receiver,
+    dir: &std::path::Path,
+) -> Vec<(String, Value)> {
+    let source = conformance_dir().join("integration-framework/integrations");
+    let host = receiver.base_url.trim_start_matches("http://").to_string();
+    let mut stores = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&source).unwrap().flatten().collect();
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let Ok(text) = std::fs::read_to_string(entry.path().join("manifest.json")) else {
+            continue;
+        };
+        let mut manifest: Value = serde_json::from_str(&text).unwrap();
+        let Some(store) = manifest["capabilities"].get_mut("featureStore") else {
+            continue;
+        };
+        let key = entry.file_name().to_string_lossy().into_owned();
+        let mut form = Map::new();
+        for variable in store["formVariables"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+        {
+            let name = variable["key"].as_str().unwrap().to_string();
+            let value = match variable["type"].as_str().unwrap_or("string") {
+                "enum" => variable["allowedValues"][0].clone(),
+                "boolean" => Value::Bool(false),
+                "uri" => Value::from(format!("{}/store/{name}", receiver.base_url)),
+                _ if name == "hostname" => Value::from(host.clone()),
+                _ => Value::from(format!("v-{name}")),
+            };
+            form.insert(name, value);
+        }
+        for pointer in [
+            "/featureStoreRequest/endpoint/url",
+            "/validationRequest/endpoint/url",
+        ] {
+            if let Some(Value::String(url)) = store.pointer_mut(pointer) {
+                if let Some(rest) = url.strip_prefix("https://{{") {
+                    *url = format!("http://{{{{{rest}");
+                } else if let Some(rest) = url.strip_prefix("https://") {
+                    let path = rest.find('/').map(|i| &rest[i..]).unwrap_or("/");
+                    *url = format!("{}{path}", receiver.base_url);
+                }
+            }
+        }
+        let target = dir.join(&key);
+        copy_dir(&entry.path(), &target);
+        std::fs::write(target.join("manifest.json"), manifest.to_string()).unwrap();
+        stores.push((key, Value::Object(form)));
+    }
+    stores
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+/// A header value as the receiver must see it: EdgeGrid signatures carry a timestamp and a
+/// nonce, so only their credential part is stable between two renders.
+fn stable_header(value: &str) -> &str {
+    if value.starts_with("EG1-HMAC-SHA256 ") {
+        value.split(";timestamp=").next().unwrap_or(value)
+    } else {
+        value
+    }
+}
+
+fn body_value(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| Value::from(String::from_utf8_lossy(body).into_owned()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_catalogue_feature_store_receives_the_previewed_request() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let stores = catalogue_stores_pointing_at(&receiver, dir.path());
+    assert!(
+        stores.len() >= 5,
+        "featureStore integrations found: {stores:?}"
+    );
+    let catalogue_dir = dir.path().to_path_buf();
+    let app = TestApp::sqlite_with(move |state: AppState| {
+        state.with_integrations(
+            Integrations::new(
+                vec![catalogue_dir],
+                SecretBox::new([9; 32]),
+                OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
+                DeliverySettings::default(),
+            )
+            .unwrap(),
+        )
+    })
+    .await;
+    for (index, (key, form)) in stores.iter().enumerate() {
+        let project = format!("c{index}");
+        let sdk_key = project_with_flag(&app, &project, "f").await;
+        let env = app
+            .get(&format!(
+                "/api/v2/projects/{project}/environments/production"
+            ))
+            .await
+            .expect(200);
+        let client_side_id = env["_id"].as_str().unwrap().to_string();
+        let seen_before = receiver.received().len();
+        app.post(
+            &format!("/api/v2/integration-capabilities/featureStore/{project}/production/{key}"),
+            json!({"name": key, "on": true, "config": form}),
+        )
+        .await
+        .expect(201);
+        let integration = flagstaff_manifest::load_integration(
+            &dir.path().join(key),
+            &flagstaff_manifest::SampleContexts::builtin(),
+            &flagstaff_manifest::LintOptions::default(),
+        )
+        .integration
+        .unwrap_or_else(|| panic!("{key} loads after its endpoint moved"));
+        let render = |payload: &Value| {
+            let mut values = form.as_object().unwrap().clone();
+            values.insert(
+                "_featureStoreKey".into(),
+                Value::from(format!("LD-Env-{client_side_id}")),
+            );
+            values.insert("envId".into(), Value::from(client_side_id.clone()));
+            let input = PreviewInput {
+                form_values: values,
+                ..PreviewInput::default()
+            };
+            match preview(&integration, &Target::FeatureStore, payload, &input).unwrap() {
+                Preview::Request(request) => request,
+                other => panic!("{key}: {other:?}"),
+            }
+        };
+        let want_uri = |url: &str| {
+            let url = reqwest::Url::parse(url).unwrap();
+            match url.query() {
+                Some(q) => format!("{}?{q}", url.path()),
+                None => url.path().to_string(),
+            }
+        };
+        // Pushes of this configuration: requests to its rendered path.
+        let push_uri = want_uri(&render(&json!({})).url);
+        let pushes = |r: &Receiver| -> Vec<flagstaff_testkit::receiver::Received> {
+            r.received()[seen_before..]
+                .iter()
+                .filter(|x| x.uri == push_uri)
+                .cloned()
+                .collect()
+        };
+        let current = latest_all(&app, &sdk_key).await;
+        let expected = render(&current);
+        eventually(&format!("{key}: first push"), || {
+            let got = pushes(&receiver);
+            let want = body_value(expected.body.as_bytes());
+            async move {
+                match got.last() {
+                    Some(last) if body_value(&last.body) == want => Ok(()),
+                    other => Err(format!("{:?}", other.map(|r| r.body_text()))),
+                }
+            }
+        })
+        .await;
+        let first = pushes(&receiver).last().cloned().unwrap();
+        assert_eq!(first.method, expected.method, "{key}");
+        for header in &expected.headers {
+            assert_eq!(
+                first.header(&header.name).map(stable_header),
+                Some(stable_header(&header.value)),
+                "{key}: header {}",
+                header.name
+            );
+        }
+
+        receiver.hold();
+        let before = pushes(&receiver).len();
+        rapid_changes(&app, &project).await;
+        receiver.release();
+        let want = body_value(render(&latest_all(&app, &sdk_key).await).body.as_bytes());
+        eventually(&format!("{key}: final state pushed"), || {
+            let got = pushes(&receiver);
+            let want = want.clone();
+            async move {
+                match got.last() {
+                    Some(last) if body_value(&last.body) == want => Ok(()),
+                    _ => Err("not yet".into()),
+                }
+            }
+        })
+        .await;
+        let during = pushes(&receiver).len() - before;
+        assert!(during < 50, "{key}: {during} pushes for 100 changes");
+        println!("{key}: 100 changes, {during} pushes; the last one current");
+    }
 }

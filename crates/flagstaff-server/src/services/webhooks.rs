@@ -562,6 +562,25 @@ impl Services {
             };
             self.check_outbound_url(integrations, &url).await?;
         }
+        if let ConfigTarget::BigSegmentStore = target
+            && let Some(host) = plain.get("host").and_then(Value::as_str)
+        {
+            let port = plain
+                .get("port")
+                .and_then(|p| {
+                    p.as_str()
+                        .map(str::to_string)
+                        .or(p.as_u64().map(|n| n.to_string()))
+                })
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| "6379".into());
+            let target = flagstaff_outbound::RedisTarget::parse(&format!("redis://{host}:{port}"))
+                .map_err(|e| ApiError::invalid(format!("host: {e}")))?;
+            target
+                .check(integrations.outbound.policy())
+                .await
+                .map_err(|e| ApiError::invalid(format!("host: {e}")))?;
+        }
         if let ConfigTarget::FeatureStore { client_side_id } = target {
             self.check_feature_store_destination(
                 integrations,
