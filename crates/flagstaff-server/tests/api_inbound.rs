@@ -814,29 +814,43 @@ async fn triggers_postgres() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn trigger_urls_keep_their_secret() {
-    let app = app_on(Backend::Sqlite).await.unwrap();
-    setup(&app).await;
+const GENERIC_TRIGGERS: &str = "/api/v2/flags/p/f/triggers/production";
+
+/// Project `p` with flag `f` and a generic trigger that turns it on in production:
+/// (trigger id, trigger URL, its secret).
+async fn flag_with_generic_trigger(app: &TestApp) -> (String, String, String) {
+    setup(app).await;
     app.post("/api/v2/flags/p", json!({"key": "f", "name": "F"}))
         .await
         .expect(201);
-    let base = "/api/v2/flags/p/f/triggers/production";
     let created = app
         .post(
-            base,
+            GENERIC_TRIGGERS,
             json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOn"}]}),
         )
         .await
         .expect(201);
-    let id = created["_id"].as_str().unwrap().to_string();
     let url = created["triggerURL"].as_str().unwrap().to_string();
     let secret = url.rsplit('/').next().unwrap().to_string();
+    (created["_id"].as_str().unwrap().to_string(), url, secret)
+}
+
+/// The secret with its first character changed.
+fn wrong_secret(secret: &str) -> String {
+    let mut wrong = secret.to_string();
+    wrong.replace_range(..1, if secret.starts_with('0') { "1" } else { "0" });
+    wrong
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn trigger_urls_keep_their_secret() {
+    let app = app_on(Backend::Sqlite).await.unwrap();
+    let (id, url, secret) = flag_with_generic_trigger(&app).await;
+    let base = GENERIC_TRIGGERS;
     let path = url_path(&url);
 
     // Wrong secret, unknown id and disabled trigger: one answer.
-    let mut wrong = secret.clone();
-    wrong.replace_range(..1, if secret.starts_with('0') { "1" } else { "0" });
+    let wrong = wrong_secret(&secret);
     let (s1, b1) = post_raw(&app, &format!("/webhook/triggers/{id}/{wrong}"), &json!({})).await;
     let (s2, b2) = post_raw(
         &app,
@@ -979,28 +993,14 @@ async fn trigger_secrets_stay_out_of_logs() {
         .try_init();
     assert!(installed.is_ok(), "another subscriber was installed first");
     let app = app_on(Backend::Sqlite).await.unwrap();
-    setup(&app).await;
-    app.post("/api/v2/flags/p", json!({"key": "f", "name": "F"}))
-        .await
-        .expect(201);
-    let base = "/api/v2/flags/p/f/triggers/production";
-    let created = app
-        .post(
-            base,
-            json!({"integrationKey": "generic-trigger", "instructions": [{"kind": "turnFlagOn"}]}),
-        )
-        .await
-        .expect(201);
-    let id = created["_id"].as_str().unwrap().to_string();
-    let url = created["triggerURL"].as_str().unwrap().to_string();
-    let secret = url.rsplit('/').next().unwrap().to_string();
+    let (id, url, secret) = flag_with_generic_trigger(&app).await;
+    let base = GENERIC_TRIGGERS;
     app.get(base).await.expect(200);
     let (status, _) = post_raw(&app, &url_path(&url), &json!({"eventName": "Alert"})).await;
     assert_eq!(status, 200);
     let (status, _) = post_raw(&app, &url_path(&url), &json!({"eventName": 5})).await;
     assert_eq!(status, 400);
-    let mut wrong = secret.clone();
-    wrong.replace_range(..1, if secret.starts_with('0') { "1" } else { "0" });
+    let wrong = wrong_secret(&secret);
     let (status, _) = post_raw(&app, &format!("/webhook/triggers/{id}/{wrong}"), &json!({})).await;
     assert_eq!(status, 404);
     let reset = app

@@ -332,8 +332,8 @@ impl Services {
             .collect();
         let (added_count, removed_count) = (added.len(), removed.len());
         segment.validate()?;
-        if !created && changes.is_empty() && !renamed && !(relinked && cohort.cohort_url.is_some())
-        {
+        let relinked = relinked && cohort.cohort_url.is_some();
+        if !(created || renamed || relinked || !changes.is_empty()) {
             // Already in step: a retried batch writes nothing.
             self.require_view_project(caller, project).await?;
             return Ok(());
@@ -431,7 +431,7 @@ impl Services {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
+    use std::collections::HashMap;
 
     use super::effective_changes;
 
