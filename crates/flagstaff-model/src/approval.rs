@@ -40,6 +40,10 @@ pub struct ApprovalSettings {
     /// Only resources with one of these tags need approval (when `required` is false).
     #[serde(default)]
     pub required_approval_tags: Vec<String>,
+    /// The integration configuration (its top-level form values, e.g. a custom approval
+    /// service's URL and API key) an approval integration uses in this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_kind_configuration_id: Option<String>,
 }
 
 fn one() -> i64 {

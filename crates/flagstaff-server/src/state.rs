@@ -80,6 +80,7 @@ impl AppState {
                 self.store.clone(),
                 self.integrations.clone(),
             );
+            crate::integrations::approval_jobs::spawn_scheduler(self.services.clone());
         }
     }
 

@@ -40,6 +40,7 @@ impl PgStore {
             .iter()
             .chain(crate::deliveries::sql::ALL)
             .chain(crate::oauth::sql::ALL)
+            .chain(crate::approval_jobs::sql::ALL)
             .map(|s| (*s, sql::numbered_placeholders(s)))
             .collect();
         Ok(Self {
@@ -81,3 +82,4 @@ impl PgStore {
 
 impl_store_for!(PgStore, Postgres, "postgres");
 crate::oauth::impl_oauth_store_for!(PgStore);
+crate::approval_jobs::impl_approval_job_store_for!(PgStore);

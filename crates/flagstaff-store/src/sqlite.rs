@@ -133,3 +133,4 @@ async fn spawn_checkpointer(options: SqliteConnectOptions) -> StoreResult<Sqlite
 
 impl_store_for!(SqliteStore, Sqlite, "sqlite");
 crate::oauth::impl_oauth_store_for!(SqliteStore);
+crate::approval_jobs::impl_approval_job_store_for!(SqliteStore);

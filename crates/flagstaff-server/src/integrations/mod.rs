@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+pub mod approval_jobs;
 pub mod delivery;
 pub mod destinations;
 pub mod event;
@@ -114,6 +115,18 @@ pub struct Integrations {
     pub(crate) handoff: std::sync::OnceLock<delivery::Handoff>,
     /// OAuth connections of `requiresOAuth` integrations (`oauth_client.rs`).
     pub oauth: oauth_client::OAuthClient,
+    /// How approval integrations are polled (`approval_jobs.rs`).
+    pub approvals: approval_jobs::ApprovalJobSettings,
+    /// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
+    pub(crate) member_lists: std::sync::Mutex<
+        std::collections::HashMap<
+            String,
+            (
+                std::time::Instant,
+                Arc<Vec<flagstaff_manifest::approval::ExternalMember>>,
+            ),
+        >,
+    >,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -155,6 +168,8 @@ impl Integrations {
             wake: Arc::new(Notify::new()),
             handoff: std::sync::OnceLock::new(),
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
+            approvals: approval_jobs::ApprovalJobSettings::default(),
+            member_lists: Default::default(),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
@@ -168,6 +183,12 @@ impl Integrations {
     /// Replaces the OAuth client's settings (refresh margin, clock).
     pub fn with_oauth_settings(mut self, settings: oauth_client::OAuthSettings) -> Self {
         self.oauth = oauth_client::OAuthClient::new(settings);
+        self
+    }
+
+    /// Replaces how approval integrations are polled (interval, concurrency, timeouts).
+    pub fn with_approval_settings(mut self, settings: approval_jobs::ApprovalJobSettings) -> Self {
+        self.approvals = settings;
         self
     }
 

@@ -16,6 +16,7 @@ use flagstaff_model::approval::{
     ApprovalSettings, NATIVE_SERVICE_KIND, REVIEW_KINDS, Review, change_digest, may_apply,
     review_status,
 };
+use flagstaff_model::audit::AuditEntry;
 use flagstaff_model::patch::{PatchFormats, PatchRequest, parse_patch_request};
 use flagstaff_model::{UnixMillis, new_object_id};
 use flagstaff_policy::Resource;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::approval_jobs::{CREATE_STEP, DELETE_STEP, POST_APPLY_STEP};
 use super::segments::segment_after_patch;
 use super::{
     AuditDraft, CommitError, PendingChange, ProjectContext, Services, encode, now_millis, to_value,
@@ -326,7 +328,7 @@ impl ApprovalFilter {
 impl Services {
     /// The environment's approval settings, or the defaults of an environment without any
     /// (native service, one approval, no self-review).
-    fn approval_settings(context: &ProjectContext, env: &str) -> ApprovalSettings {
+    pub(super) fn approval_settings(context: &ProjectContext, env: &str) -> ApprovalSettings {
         context
             .environment(env)
             .and_then(|e| e.approval_settings.clone())
@@ -335,7 +337,11 @@ impl Services {
             })
     }
 
-    fn binding_resource(context: &ProjectContext, b: &Binding, tags: &[String]) -> Resource {
+    pub(super) fn binding_resource(
+        context: &ProjectContext,
+        b: &Binding,
+        tags: &[String],
+    ) -> Resource {
         if b.kind == "flag" {
             context.flag_resource(&b.environment, &b.key, tags)
         } else {
@@ -344,7 +350,7 @@ impl Services {
     }
 
     /// The resource's tags and current version.
-    async fn bound_resource(&self, b: &Binding) -> ApiResult<(Vec<String>, i64)> {
+    pub(super) async fn bound_resource(&self, b: &Binding) -> ApiResult<(Vec<String>, i64)> {
         if b.kind == "flag" {
             let (flag, version) = self.get_flag(&b.project, &b.key).await?;
             if !flag.environments.contains_key(&b.environment) {
@@ -447,27 +453,44 @@ impl Services {
             comment: body.comment.clone(),
             binding,
         };
-        if doc.service_kind != NATIVE_SERVICE_KIND {
-            return Err(ApiError::invalid(format!(
-                "environment \"{}\" delegates approvals to \"{}\", which Flagstaff cannot reach yet: set approvalSettings.serviceKind to \"{NATIVE_SERVICE_KIND}\"",
-                doc.binding.environment, doc.service_kind
-            )));
-        }
-        let resource = Self::binding_resource(&context, &doc.binding, &tags);
-        self.with_retries(|| {
-            self.commit_approval(
-                caller,
-                now,
-                None,
-                &doc,
-                &resource,
-                "createApprovalRequest",
-                "requested approval for a change to",
-                format!("Requested approval: {}", doc.description),
-                body.comment.clone(),
+        // A partner that cannot be used is refused before anything is written.
+        let mut external = if doc.service_kind != NATIVE_SERVICE_KIND {
+            Some(
+                self.prepare_external(
+                    &settings,
+                    &doc.binding.environment,
+                    body.integration_config.as_ref(),
+                )
+                .await?,
             )
-        })
-        .await?;
+        } else {
+            None
+        };
+        let resource = Self::binding_resource(&context, &doc.binding, &tags);
+        let entry = self
+            .with_retries(|| {
+                self.commit_approval(
+                    Some(caller),
+                    now,
+                    None,
+                    &doc,
+                    &resource,
+                    "createApprovalRequest",
+                    "requested approval for a change to",
+                    format!("Requested approval: {}", doc.description),
+                    body.comment.clone(),
+                )
+            })
+            .await?;
+        if let Some(external) = &mut external {
+            self.approval_event(&entry, &doc, &context, &tags, external)
+                .await;
+            self.queue_approval_step(&doc.id, CREATE_STEP, Some(external.clone()))
+                .await?;
+            // One attempt now, so the answer usually shows the partner's record; failures
+            // stay on the request and are retried by the scheduler.
+            self.run_approval_step_now(&doc.id, false).await;
+        }
         Ok(doc)
     }
 
@@ -475,9 +498,9 @@ impl Services {
     /// is `action` on the resource, so webhooks and integrations subscribed to the flag or
     /// segment hear about its approvals.
     #[allow(clippy::too_many_arguments)]
-    async fn commit_approval(
+    pub(super) async fn commit_approval(
         &self,
-        caller: &Caller,
+        caller: Option<&Caller>,
         now: UnixMillis,
         expected: Option<i64>,
         doc: &ApprovalRequestDoc,
@@ -486,7 +509,7 @@ impl Services {
         title_verb: &str,
         line: String,
         comment: Option<String>,
-    ) -> Result<(), CommitError> {
+    ) -> Result<AuditEntry, CommitError> {
         let target = approval_ref(&doc.id);
         let write = match expected {
             None => EntityWrite::Insert {
@@ -529,7 +552,7 @@ impl Services {
             },
             outbox: Vec::new(),
         };
-        self.commit(Some(caller), now, change).await.map(|_| ())
+        self.commit(caller, now, change).await
     }
 
     pub async fn get_approval_request(&self, id: &str) -> ApiResult<(ApprovalRequestDoc, i64)> {
@@ -547,6 +570,13 @@ impl Services {
         let (doc, _) = self.get_approval_request(id).await?;
         self.require_view_project(caller, &doc.binding.project)
             .await?;
+        let check_on_read = self
+            .integrations()
+            .is_some_and(|i| i.approvals.check_on_read);
+        if doc.service_kind != NATIVE_SERVICE_KIND && doc.status == "pending" && check_on_read {
+            self.run_approval_step_now(id, true).await;
+            return Ok(self.get_approval_request(id).await?.0);
+        }
         Ok(doc)
     }
 
@@ -617,7 +647,12 @@ impl Services {
             };
             self.commit(Some(caller), now, change).await.map(|_| ())
         })
-        .await
+        .await?;
+        // The partner's record is cancelled after the request is gone (the job keeps what
+        // the deletion request needs).
+        self.queue_approval_step(id, DELETE_STEP, None).await?;
+        self.run_approval_step_now(id, false).await;
+        Ok(())
     }
 
     pub async fn review_approval_request(
@@ -641,6 +676,14 @@ impl Services {
                 return Err(ApiError::invalid(format!(
                     "approval request \"{id}\" is {}: it can no longer be reviewed",
                     doc.status
+                ))
+                .into());
+            }
+            let external = doc.service_kind != NATIVE_SERVICE_KIND;
+            if external && body.kind != "comment" {
+                return Err(ApiError::invalid(format!(
+                    "approval request \"{id}\" is decided in \"{}\", the environment's approval integration: approve or decline it there (comments are allowed here)",
+                    doc.service_kind
                 ))
                 .into());
             }
@@ -669,8 +712,10 @@ impl Services {
                 member_id,
                 service_token_id: token_id,
             });
-            doc.review_status =
-                review_status(&doc.all_reviews, settings.min_num_approvals).to_string();
+            if !external {
+                doc.review_status =
+                    review_status(&doc.all_reviews, settings.min_num_approvals).to_string();
+            }
             doc.version = version + 1;
             let (verb, line) = match body.kind.as_str() {
                 "approve" => ("approved an approval request for", "Approved"),
@@ -678,7 +723,7 @@ impl Services {
                 _ => ("commented on an approval request for", "Commented on"),
             };
             self.commit_approval(
-                caller,
+                Some(caller),
                 now,
                 Some(version),
                 &doc,
@@ -702,6 +747,17 @@ impl Services {
         id: &str,
         body: ApplyBody,
     ) -> ApiResult<ApprovalRequestDoc> {
+        self.apply_approval_request_as(Some(caller), id, body).await
+    }
+
+    /// Applies as `caller`, or with none when the environment's approval integration
+    /// approved the request and `autoApplyApprovedChanges` is on.
+    pub(super) async fn apply_approval_request_as(
+        &self,
+        caller: Option<&Caller>,
+        id: &str,
+        body: ApplyBody,
+    ) -> ApiResult<ApprovalRequestDoc> {
         // No lock on the request here: the flag's lock is taken by the patch, and two
         // locks could share a stripe. Two concurrent applies cannot both succeed anyway:
         // the second finds the resource past the approved version.
@@ -719,10 +775,12 @@ impl Services {
         }
         let context = self.project_context(&doc.binding.project).await?;
         let (tags, _) = self.bound_resource(&doc.binding).await?;
-        caller.require(
-            "applyApprovalRequest",
-            &Self::binding_resource(&context, &doc.binding, &tags),
-        )?;
+        if let Some(caller) = caller {
+            caller.require(
+                "applyApprovalRequest",
+                &Self::binding_resource(&context, &doc.binding, &tags),
+            )?;
+        }
         let settings = Self::approval_settings(&context, &doc.binding.environment);
         if !may_apply(&doc.all_reviews, &doc.review_status, &settings) {
             return Err(ApiError::invalid(format!(
@@ -749,46 +807,69 @@ impl Services {
         let b = &doc.binding;
         // The change first: if completing the request then fails, a second apply is
         // refused by the version check, so the change can never be made twice.
-        if b.kind == "flag" {
-            self.patch_flag_request(caller, &b.project, &b.key, &request, Some(&approved))
+        match (caller, b.kind.as_str()) {
+            (Some(caller), "flag") => {
+                self.patch_flag_request(caller, &b.project, &b.key, &request, Some(&approved))
+                    .await?;
+            }
+            (Some(caller), _) => {
+                self.patch_segment_request(
+                    caller,
+                    &b.project,
+                    &b.environment,
+                    &b.key,
+                    &request,
+                    Some(&approved),
+                )
                 .await?;
-        } else {
-            self.patch_segment_request(
-                caller,
-                &b.project,
-                &b.environment,
-                &b.key,
-                &request,
-                Some(&approved),
-            )
-            .await?;
+            }
+            (None, "flag") => {
+                self.patch_flag_as_approval_integration(&b.project, &b.key, &request, &approved)
+                    .await?;
+            }
+            (None, _) => {
+                self.patch_segment_as_approval_integration(
+                    &b.project,
+                    &b.environment,
+                    &b.key,
+                    &request,
+                    &approved,
+                )
+                .await?;
+            }
         }
         let (tags, _) = self.bound_resource(&doc.binding).await?;
         let resource = Self::binding_resource(&context, &doc.binding, &tags);
-        self.with_retries(|| async {
-            let now = now_millis();
-            let (mut doc, version) = self.get_approval_request(id).await?;
-            let (member_id, token_id) = requestor(caller);
-            doc.status = "completed".into();
-            doc.applied_date = Some(now);
-            doc.applied_by_member_id = member_id;
-            doc.applied_by_service_token_id = token_id;
-            doc.version = version + 1;
-            self.commit_approval(
-                caller,
-                now,
-                Some(version),
-                &doc,
-                &resource,
-                "applyApprovalRequest",
-                "applied an approval request for",
-                format!("Applied the approval request: {}", doc.description),
-                body.comment.clone(),
-            )
+        let doc = self
+            .with_retries(|| async {
+                let now = now_millis();
+                let (mut doc, version) = self.get_approval_request(id).await?;
+                let (member_id, token_id) = caller.map(requestor).unwrap_or_default();
+                doc.status = "completed".into();
+                doc.applied_date = Some(now);
+                doc.applied_by_member_id = member_id;
+                doc.applied_by_service_token_id = token_id;
+                doc.version = version + 1;
+                self.commit_approval(
+                    caller,
+                    now,
+                    Some(version),
+                    &doc,
+                    &resource,
+                    "applyApprovalRequest",
+                    "applied an approval request for",
+                    format!("Applied the approval request: {}", doc.description),
+                    body.comment.clone(),
+                )
+                .await?;
+                Ok(doc)
+            })
             .await?;
-            Ok(doc)
-        })
-        .await
+        if doc.service_kind != NATIVE_SERVICE_KIND {
+            self.queue_approval_step(id, POST_APPLY_STEP, None).await?;
+            self.run_approval_step_now(id, false).await;
+        }
+        Ok(doc)
     }
 }
 

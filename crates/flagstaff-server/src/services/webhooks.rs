@@ -463,16 +463,16 @@ impl Services {
         previous: Option<&Map<String, Value>>,
     ) -> ApiResult<Map<String, Value>> {
         let manifest = &integration.manifest;
-        let hook = manifest
-            .capabilities
-            .as_ref()
-            .and_then(|c| c.audit_log_events_hook.as_ref())
-            .ok_or_else(|| {
-                ApiError::invalid(format!(
-                    "integration `{}` has no auditLogEventsHook capability to subscribe to",
-                    integration.key
-                ))
-            })?;
+        let capabilities = manifest.capabilities.as_ref();
+        let hook = capabilities.and_then(|c| c.audit_log_events_hook.as_ref());
+        // Approval integrations are configured too (their top-level form values, used by
+        // environments that delegate approvals to them); they are never routed audit events.
+        if hook.is_none() && capabilities.and_then(|c| c.approval.as_ref()).is_none() {
+            return Err(ApiError::invalid(format!(
+                "integration `{}` has no auditLogEventsHook or approval capability to configure",
+                integration.key
+            )));
+        }
         let oauth_base_uri =
             super::integration_oauth::connected_base_uri(self.store.as_ref(), integration).await?;
         // A masked secret sent back unchanged means "keep the stored one".
@@ -507,7 +507,7 @@ impl Services {
                     .join("; ")
             ))
         })?;
-        if let Some(endpoint) = &hook.endpoint {
+        if let Some(endpoint) = hook.and_then(|h| h.endpoint.as_ref()) {
             let mut plain = validated.clone();
             for (key, value) in &incoming {
                 plain.insert(key.clone(), value.clone());
