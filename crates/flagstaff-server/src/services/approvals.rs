@@ -13,8 +13,8 @@
 //!   for that environment or the caller may `bypassRequiredApproval`.
 
 use flagstaff_model::approval::{
-    ApprovalSettings, NATIVE_SERVICE_KIND, REVIEW_KINDS, Review, change_digest, may_apply,
-    review_status,
+    ApprovalSettings, NATIVE_SERVICE_KIND, REVIEW_KINDS, Review, change_digest,
+    change_scope_digest, may_apply, review_status,
 };
 use flagstaff_model::audit::AuditEntry;
 use flagstaff_model::patch::{PatchFormats, PatchRequest, parse_patch_request};
@@ -38,16 +38,34 @@ pub fn approval_ref(id: &str) -> EntityRef {
 }
 
 /// The change an applied request stands for: its environment is exempt from
-/// [`require_approval`], and the resource must still be at the version it was made against.
+/// [`require_approval`], and the resource must still be at the version it was made against —
+/// or, where the environment sets `applyAfterUnrelatedChanges`, unchanged in everything the
+/// request could change ([`change_scope_digest`]).
 pub struct ApprovedChange {
     pub request_id: String,
     pub environment: String,
     pub resource_version: i64,
+    /// The request's scope digest when the environment allows applying after unrelated
+    /// changes; `None`: only the exact version will do.
+    pub unrelated_changes_allowed: Option<String>,
 }
 
 impl ApprovedChange {
-    pub fn check_version(&self, kind: &str, key: &str, current: i64) -> ApiResult<()> {
+    /// `current_document`: the resource as it is now (its scope digest is compared only
+    /// when the version moved on and the environment allows it).
+    pub fn check_version(
+        &self,
+        kind: &str,
+        key: &str,
+        current: i64,
+        current_document: impl FnOnce() -> Value,
+    ) -> ApiResult<()> {
         if current == self.resource_version {
+            return Ok(());
+        }
+        if let Some(scope) = &self.unrelated_changes_allowed
+            && change_scope_digest(kind, &self.environment, &current_document()) == *scope
+        {
             return Ok(());
         }
         Err(ApiError::Conflict(format!(
@@ -106,6 +124,9 @@ pub struct Binding {
     pub version: i64,
     /// [`change_digest`] of (resourceId, version, instructions).
     pub digest: String,
+    /// [`change_scope_digest`] of the resource when the request was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_digest: Option<String>,
 }
 
 /// The stored approval request: LaunchDarkly's representation plus the binding.
@@ -410,6 +431,7 @@ impl Services {
             key,
             version: 0,
             digest: String::new(),
+            scope_digest: None,
         };
         let (tags, version) = self.bound_resource(&binding).await?;
         binding.version = version;
@@ -417,16 +439,23 @@ impl Services {
         // The instructions must apply now: a request nobody could ever apply is refused
         // when it is made, with the instruction's own error.
         let request = Self::semantic_request(&binding, &body.instructions, None)?;
-        if binding.kind == "flag" {
+        let document = if binding.kind == "flag" {
             let (flag, _) = self.get_flag(&binding.project, &binding.key).await?;
             self.flag_after_patch(&binding.project, &flag, version, &request, now)
                 .await?;
+            to_value(&flag)
         } else {
             let (segment, _) = self
                 .get_segment(&binding.project, &binding.environment, &binding.key)
                 .await?;
             segment_after_patch(&segment, version, &request)?;
-        }
+            to_value(&segment)
+        };
+        binding.scope_digest = Some(change_scope_digest(
+            &binding.kind,
+            &binding.environment,
+            &document,
+        ));
         let resource_id = resource_id(&binding);
         binding.digest = change_digest(&resource_id, version, &body.instructions);
         let settings = Self::approval_settings(&context, &binding.environment);
@@ -798,6 +827,11 @@ impl Services {
             request_id: doc.id.clone(),
             environment: doc.binding.environment.clone(),
             resource_version: doc.binding.version,
+            unrelated_changes_allowed: doc
+                .binding
+                .scope_digest
+                .clone()
+                .filter(|_| settings.apply_after_unrelated_changes),
         };
         let comment = body
             .comment

@@ -460,7 +460,7 @@ impl Services {
         let now = now_millis();
         let (before, version) = self.get_flag(project, key).await?;
         if let Some(approved) = approved {
-            approved.check_version("flag", key, version)?;
+            approved.check_version("flag", key, version, || to_value(&before))?;
         }
         let context = self.project_context(project).await?;
         let (mut after, applied) = self

@@ -204,7 +204,7 @@ impl Services {
         let now = now_millis();
         let (before, version) = self.get_segment(project, env, key).await?;
         if let Some(approved) = approved {
-            approved.check_version("segment", key, version)?;
+            approved.check_version("segment", key, version, || to_value(&before))?;
         }
         let (mut after, lines) = segment_after_patch(&before, version, request)?;
         flagstaff_model::keys::normalize_tags(&mut after.tags);
