@@ -317,6 +317,10 @@ async fn custom_approvals_rejection(backend: Backend) {
         .await
         .expect(400);
     assert!(!flag_on(&app).await);
+    // A decided request is not polled any more.
+    let checks = service.status_checks();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(service.status_checks(), checks);
     // Deleting the request cancels the external record.
     app.delete(&format!("/api/v2/approval-requests/{id}"))
         .await
@@ -656,3 +660,55 @@ async fn misconfigured(backend: Backend) {
 }
 
 both_backends!(misconfigured_integrations_are_refused, misconfigured);
+
+async fn concurrency_limit(backend: Backend) {
+    let Some(app) = app_on(backend).await else {
+        return;
+    };
+    let service = ChangeManagement::start().await;
+    project(&app).await;
+    custom_approvals(&app, &service, false).await;
+    // A slow partner and twelve requests at once: creations and status checks all share
+    // the four permits (ApprovalJobSettings::concurrency in this test).
+    service.set_behaviour(Behaviour::Slow);
+    let mut tasks = Vec::new();
+    for n in 0..12 {
+        let request = app
+            .raw(reqwest::Method::POST, "/api/v2/approval-requests")
+            .header("Authorization", app.token.as_str())
+            .json(&json!({
+                "resourceId": "proj/shop:env/production:flag/checkout",
+                "description": format!("request {n}"),
+                "instructions": [{"kind": "turnFlagOn"}],
+            }));
+        tasks.push(tokio::spawn(async move {
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 201);
+            response.json::<Value>().await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for task in tasks {
+        ids.push(task.await.unwrap()["_id"].as_str().unwrap().to_string());
+    }
+    service.set_behaviour(Behaviour::Normal);
+    for id in &ids {
+        wait_for(&app, id, "the external record", |r| {
+            r["integrationMetadata"]["externalId"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("CR-"))
+        })
+        .await;
+    }
+    assert_eq!(service.records().len(), 12);
+    assert!(
+        service.max_in_flight() <= 4,
+        "{} partner requests were in flight at once",
+        service.max_in_flight()
+    );
+}
+
+both_backends!(
+    partner_requests_respect_the_concurrency_limit,
+    concurrency_limit
+);

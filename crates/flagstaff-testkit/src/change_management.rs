@@ -32,6 +32,8 @@ pub enum Behaviour {
     Hang = 3,
     /// 200 with JSON that lacks the fields the parsers read.
     WrongShape = 4,
+    /// Answers normally after 300 ms (a slow but working partner).
+    Slow = 5,
 }
 
 /// One change record.
@@ -321,6 +323,10 @@ async fn misbehave(shared: &Shared) -> Option<Response> {
             Some(StatusCode::GATEWAY_TIMEOUT.into_response())
         }
         4 => Some(Json(json!({"unexpected": {"shape": true}})).into_response()),
+        5 => {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            None
+        }
         _ => None,
     }
 }

@@ -347,14 +347,15 @@ pub async fn member_list(
 }
 
 /// Runs due steps: every `tick`, claims what is due (no more than free slots) and runs each
-/// with at most `concurrency` partner requests in flight. The loop ends when the runtime does.
+/// holding one of the `concurrency` permits it shares with steps run at once, so no more
+/// partner requests are ever in flight. The loop ends when the runtime does.
 pub fn spawn_scheduler(services: Arc<crate::services::Services>) {
     tokio::spawn(async move {
         let Some(integrations) = services.integrations() else {
             return;
         };
         let settings = integrations.approvals.clone();
-        let slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
+        let slots = integrations.approval_slots.clone();
         loop {
             let free = slots.available_permits();
             if free > 0 {

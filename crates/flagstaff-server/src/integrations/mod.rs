@@ -117,6 +117,9 @@ pub struct Integrations {
     pub oauth: oauth_client::OAuthClient,
     /// How approval integrations are polled (`approval_jobs.rs`).
     pub approvals: approval_jobs::ApprovalJobSettings,
+    /// One permit per partner request of approval integrations in flight, shared by the
+    /// scheduler and the steps run at once (create, read, apply, delete).
+    pub(crate) approval_slots: Arc<tokio::sync::Semaphore>,
     /// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
     pub(crate) member_lists: std::sync::Mutex<
         std::collections::HashMap<
@@ -169,6 +172,9 @@ impl Integrations {
             handoff: std::sync::OnceLock::new(),
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             approvals: approval_jobs::ApprovalJobSettings::default(),
+            approval_slots: Arc::new(tokio::sync::Semaphore::new(
+                approval_jobs::ApprovalJobSettings::default().concurrency,
+            )),
             member_lists: Default::default(),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
@@ -188,6 +194,7 @@ impl Integrations {
 
     /// Replaces how approval integrations are polled (interval, concurrency, timeouts).
     pub fn with_approval_settings(mut self, settings: approval_jobs::ApprovalJobSettings) -> Self {
+        self.approval_slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
         self.approvals = settings;
         self
     }

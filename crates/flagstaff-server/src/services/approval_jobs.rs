@@ -210,6 +210,9 @@ impl Services {
         {
             return Ok(Some(members.clone()));
         }
+        let Ok(_permit) = integrations.approval_slots.clone().acquire_owned().await else {
+            return Ok(None);
+        };
         match member_list(&self.store, integrations, &integrations.approvals, external).await {
             Ok(Some(members)) => {
                 let members = Arc::new(members);
@@ -268,6 +271,11 @@ impl Services {
                 _ => return,
             }
         }
+        // Shares the scheduler's permits: reads and writes never push the partner past the
+        // configured concurrency.
+        let Ok(_permit) = integrations.approval_slots.clone().acquire_owned().await else {
+            return;
+        };
         let now = wall_millis();
         let lease = now + millis(integrations.approvals.lease);
         match self

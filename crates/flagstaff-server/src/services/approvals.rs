@@ -901,7 +901,11 @@ impl Services {
             .await?;
         if doc.service_kind != NATIVE_SERVICE_KIND {
             self.queue_approval_step(id, POST_APPLY_STEP, None).await?;
-            self.run_approval_step_now(id, false).await;
+            // Without a caller this runs inside a scheduled step that holds a permit: the
+            // scheduler sends the post-apply request on its next tick instead.
+            if caller.is_some() {
+                self.run_approval_step_now(id, false).await;
+            }
         }
         Ok(doc)
     }
