@@ -61,6 +61,15 @@ const BUILTIN_FILES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
+pub(crate) type MemberLists = std::collections::HashMap<
+    String,
+    (
+        std::time::Instant,
+        Arc<Vec<flagstaff_manifest::approval::ExternalMember>>,
+    ),
+>;
+
 /// How deliveries behave; the defaults are for production, tests shorten them.
 #[derive(Debug, Clone)]
 pub struct DeliverySettings {
@@ -121,15 +130,7 @@ pub struct Integrations {
     /// scheduler and the steps run at once (create, read, apply, delete).
     pub(crate) approval_slots: Arc<tokio::sync::Semaphore>,
     /// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
-    pub(crate) member_lists: std::sync::Mutex<
-        std::collections::HashMap<
-            String,
-            (
-                std::time::Instant,
-                Arc<Vec<flagstaff_manifest::approval::ExternalMember>>,
-            ),
-        >,
-    >,
+    pub(crate) member_lists: std::sync::Mutex<MemberLists>,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
