@@ -38,6 +38,10 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(post_flag_approval_request_review))
         .routes(routes!(post_flag_approval_request_apply))
+        .routes(routes!(
+            get_approval_request_settings,
+            patch_approval_request_settings
+        ))
 }
 
 /// The request with its partner's status (`integrationMetadata`) when an approval
@@ -325,4 +329,69 @@ async fn post_flag_approval_request_apply(
         .apply_approval_request(&caller, &doc.id, body)
         .await?;
     Ok(Json(approval(&state, &doc).await))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApprovalSettingsQuery {
+    /// Only this environment.
+    #[serde(rename = "environmentKey")]
+    environment_key: Option<String>,
+    /// Only this resource kind: `flag` or `segment`.
+    #[serde(rename = "resourceKind")]
+    resource_kind: Option<String>,
+    /// `default` adds `_default`, the settings of an environment that has none.
+    expand: Option<String>,
+}
+
+/// Get a project's approval request settings per resource kind and environment. Flagstaff
+/// keeps one setting per environment for flags and segments, so both kinds show the same.
+#[utoipa::path(get, path = "/api/v2/approval-requests/projects/{projectKey}/settings",
+    tag = "Approvals (beta)", operation_id = "getApprovalRequestSettings",
+    params(("projectKey" = String, Path), ApprovalSettingsQuery),
+    responses((status = 200, description = "Settings by resource kind")), security(("ApiKey" = [])))]
+async fn get_approval_request_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    LdQuery(q): LdQuery<ApprovalSettingsQuery>,
+) -> ApiResult<Json<Value>> {
+    viewable_project(&state, &caller, &project).await?;
+    let expand_default = q
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "default"));
+    Ok(Json(
+        state
+            .services
+            .project_approval_settings(
+                &project,
+                q.environment_key.as_deref(),
+                q.resource_kind.as_deref(),
+                expand_default,
+            )
+            .await?,
+    ))
+}
+
+/// Update one environment's approval settings (`environmentKey`, `resourceKind` and the
+/// fields to change). Audited as an environment change (`updateApprovalSettings`).
+#[utoipa::path(patch, path = "/api/v2/approval-requests/projects/{projectKey}/settings",
+    tag = "Approvals (beta)", operation_id = "patchApprovalRequestSettings",
+    params(("projectKey" = String, Path)),
+    request_body(content = Object, description = "{environmentKey, resourceKind, required?, minNumApprovals?, canReviewOwnRequest?, canApplyDeclinedChanges?, autoApplyApprovedChanges?, serviceKind?, serviceConfig?, serviceKindConfigurationId?, requiredApprovalTags?, bypassApprovalsForPendingChanges?}"),
+    responses((status = 200, description = "The environment's settings by resource kind")),
+    security(("ApiKey" = [])))]
+async fn patch_approval_request_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    LdJson(body): LdJson<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        state
+            .services
+            .patch_project_approval_settings(&caller, &project, body)
+            .await?,
+    ))
 }

@@ -911,6 +911,124 @@ impl Services {
     }
 }
 
+/// Resource kinds an environment's approval settings cover.
+const SETTING_KINDS: &[&str] = &["flag", "segment"];
+
+impl Services {
+    /// `ApprovalRequestSettings`: per resource kind, each environment's settings (the
+    /// defaults where it has none). One setting per environment covers flags and segments.
+    pub async fn project_approval_settings(
+        &self,
+        project: &str,
+        environment: Option<&str>,
+        resource_kind: Option<&str>,
+        expand_default: bool,
+    ) -> ApiResult<Value> {
+        let context = self.project_context(project).await?;
+        if let Some(kind) = resource_kind
+            && !SETTING_KINDS.contains(&kind)
+        {
+            return Err(ApiError::invalid(format!(
+                "resourceKind \"{kind}\" has no approval settings: use flag or segment"
+            )));
+        }
+        if let Some(env) = environment
+            && context.environment(env).is_none()
+        {
+            return Err(ApiError::not_found(format!(
+                "environment \"{env}\" in project \"{project}\""
+            )));
+        }
+        let mut environments = serde_json::Map::new();
+        for env in &context.environments {
+            if environment.is_some_and(|e| e != env.key) {
+                continue;
+            }
+            environments.insert(
+                env.key.clone(),
+                setting_value(&Self::approval_settings(&context, &env.key)),
+            );
+        }
+        let mut out = serde_json::Map::new();
+        for kind in SETTING_KINDS {
+            if resource_kind.is_some_and(|k| k != *kind) {
+                continue;
+            }
+            let mut entry = json!({"environments": environments.clone()});
+            if expand_default {
+                entry["_default"] = setting_value(&Self::approval_settings(&context, ""));
+            }
+            out.insert(kind.to_string(), entry);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// `ApprovalRequestSettingsPatch`: merges the given fields into one environment's
+    /// settings and saves them through the environment's JSON Patch (validated, authorized
+    /// as `updateApprovalSettings`, audited).
+    pub async fn patch_project_approval_settings(
+        &self,
+        caller: &Caller,
+        project: &str,
+        body: Value,
+    ) -> ApiResult<Value> {
+        let Value::Object(mut fields) = body else {
+            return Err(ApiError::invalid(
+                "the body must be an object with environmentKey, resourceKind and the settings to change",
+            ));
+        };
+        let text = |v: Option<Value>, name: &str| match v {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            _ => Err(ApiError::invalid(format!("{name} is required (a string)"))),
+        };
+        let env = text(fields.remove("environmentKey"), "environmentKey")?;
+        let kind = text(fields.remove("resourceKind"), "resourceKind")?;
+        if !SETTING_KINDS.contains(&kind.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "resourceKind \"{kind}\" has no approval settings: use flag or segment"
+            )));
+        }
+        let context = self.project_context(project).await?;
+        if context.environment(&env).is_none() {
+            return Err(ApiError::not_found(format!(
+                "environment \"{env}\" in project \"{project}\""
+            )));
+        }
+        let mut merged = to_value(&Self::approval_settings(&context, &env));
+        for (key, value) in fields {
+            // LaunchDarkly's nullable fields: null means "not set".
+            if value.is_null() {
+                if let Some(map) = merged.as_object_mut() {
+                    map.remove(&key);
+                }
+            } else {
+                merged[key.as_str()] = value;
+            }
+        }
+        self.patch_environment(
+            caller,
+            project,
+            &env,
+            json!([{"op": "add", "path": "/approvalSettings", "value": merged}]),
+            false,
+        )
+        .await?;
+        self.project_approval_settings(project, Some(&env), Some(&kind), false)
+            .await
+    }
+}
+
+/// One environment's settings as `ApprovalRequestSetting` (nullable fields present).
+fn setting_value(settings: &ApprovalSettings) -> Value {
+    let mut value = to_value(settings);
+    for field in ["autoApplyApprovedChanges", "serviceKindConfigurationId"] {
+        if value.get(field).is_none() {
+            value[field] = Value::Null;
+        }
+    }
+    value
+}
+
 /// The request as LaunchDarkly shows it: the binding and Flagstaff's bookkeeping stay
 /// internal; `_links` is added by the caller.
 pub fn render_value(doc: &ApprovalRequestDoc) -> Value {
