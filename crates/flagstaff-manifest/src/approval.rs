@@ -238,24 +238,15 @@ pub fn build_request(
             )));
         }
     };
-    let manifest = &integration.manifest;
-    let oauth = match &input.oauth {
-        Some((base, token)) => oauth_context(manifest.requires_oauth, base, token),
-        None => crate::context::placeholder_oauth(manifest.requires_oauth),
-    };
-    let form = form_values_with_defaults(&manifest.form_variables, &input.form_values);
-    let nested = |key: &str| {
-        input
-            .form_values
-            .get(key)
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
-    };
-    let environment =
-        form_values_with_defaults(&approval.environment_form_variables, &nested("environment"));
-    let approval_values =
-        form_values_with_defaults(&approval.approval_form_variables, &nested("approval"));
+    let Values {
+        oauth,
+        form,
+        environment,
+    } = values(integration, approval, input);
+    let approval_values = form_values_with_defaults(
+        &approval.approval_form_variables,
+        &nested(input, "approval"),
+    );
     let at = format!("/capabilities/approval/{step}");
     let body = match json_body {
         None => String::new(),
@@ -296,6 +287,38 @@ pub fn build_request(
     )
 }
 
+/// The values every template of the capability draws on: `oauth`, the top-level form
+/// values and the environment's (`environment.*`), with the manifest's defaults.
+struct Values {
+    oauth: Value,
+    form: Map<String, Value>,
+    environment: Map<String, Value>,
+}
+
+fn nested(input: &PreviewInput, key: &str) -> Map<String, Value> {
+    input
+        .form_values
+        .get(key)
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn values(integration: &Integration, approval: &Approval, input: &PreviewInput) -> Values {
+    let manifest = &integration.manifest;
+    Values {
+        oauth: match &input.oauth {
+            Some((base, token)) => oauth_context(manifest.requires_oauth, base, token),
+            None => crate::context::placeholder_oauth(manifest.requires_oauth),
+        },
+        form: form_values_with_defaults(&manifest.form_variables, &input.form_values),
+        environment: form_values_with_defaults(
+            &approval.environment_form_variables,
+            &nested(input, "environment"),
+        ),
+    }
+}
+
 fn endpoint_values(
     form: &Map<String, Value>,
     environment: Map<String, Value>,
@@ -315,21 +338,11 @@ pub fn external_url(
     input: &PreviewInput,
 ) -> Result<Option<String>, PreviewError> {
     let approval = capability(integration)?;
-    let manifest = &integration.manifest;
-    let oauth = match &input.oauth {
-        Some((base, token)) => oauth_context(manifest.requires_oauth, base, token),
-        None => crate::context::placeholder_oauth(manifest.requires_oauth),
-    };
-    let form = form_values_with_defaults(&manifest.form_variables, &input.form_values);
-    let environment = form_values_with_defaults(
-        &approval.environment_form_variables,
-        &input
-            .form_values
-            .get("environment")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
-    );
+    let Values {
+        oauth,
+        form,
+        environment,
+    } = values(integration, approval, input);
     let context = endpoint_values(&form, environment, &oauth, endpoint_event);
     for step in ["creationRequest", "statusRequest"] {
         let pointer = format!("/capabilities/approval/{step}/parser/urlTemplate");

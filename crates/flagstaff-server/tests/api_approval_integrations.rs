@@ -159,21 +159,16 @@ async fn wait_for(app: &TestApp, id: &str, what: &str, check: impl Fn(&Value) ->
     }
 }
 
-async fn flag_on(app: &TestApp) -> bool {
-    app.get(FLAG).await.expect(200)["environments"]["production"]["on"]
-        .as_bool()
-        .unwrap()
-}
-
-async fn custom_approvals_end_to_end(backend: Backend) {
-    let Some(app) = app_on(backend).await else {
-        return;
-    };
+/// A server whose production delegates to custom-approvals at a new change-management
+/// service, and one request to turn `checkout` on, linked to its external record `CR-1`.
+async fn linked_request(
+    backend: Backend,
+    auto_apply: bool,
+) -> Option<(TestApp, ChangeManagement, String, Value)> {
+    let app = app_on(backend).await?;
     let service = ChangeManagement::start().await;
-    let owner_email = project(&app).await;
-    service.set_members(&[(owner_email.as_str(), "ext-owner")]);
-    custom_approvals(&app, &service, false).await;
-
+    project(&app).await;
+    custom_approvals(&app, &service, auto_apply).await;
     let created = request_turn_on(&app).await;
     let id = created["_id"].as_str().unwrap().to_string();
     assert_eq!(created["serviceKind"], "custom-approvals");
@@ -181,6 +176,19 @@ async fn custom_approvals_end_to_end(backend: Backend) {
         r["integrationMetadata"]["externalId"] == "CR-1"
     })
     .await;
+    Some((app, service, id, linked))
+}
+
+async fn flag_on(app: &TestApp) -> bool {
+    app.get(FLAG).await.expect(200)["environments"]["production"]["on"]
+        .as_bool()
+        .unwrap()
+}
+
+async fn custom_approvals_end_to_end(backend: Backend) {
+    let Some((app, service, id, linked)) = linked_request(backend, false).await else {
+        return;
+    };
     assert_eq!(
         linked["integrationMetadata"]["externalUrl"],
         format!("{}/approvals?approvalID=CR-1", service.base_url)
@@ -291,20 +299,9 @@ both_backends!(
 );
 
 async fn custom_approvals_rejection(backend: Backend) {
-    let Some(app) = app_on(backend).await else {
+    let Some((app, service, id, _)) = linked_request(backend, true).await else {
         return;
     };
-    let service = ChangeManagement::start().await;
-    project(&app).await;
-    custom_approvals(&app, &service, true).await;
-    let id = request_turn_on(&app).await["_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_for(&app, &id, "the external record", |r| {
-        r["integrationMetadata"]["externalId"] == "CR-1"
-    })
-    .await;
     service.set_status("CR-1", "declined");
     let declined = wait_for(&app, &id, "the rejection", |r| {
         r["reviewStatus"] == "declined"
@@ -429,18 +426,12 @@ async fn servicenow_end_to_end(backend: Backend) {
     // Approved in ServiceNow ("-1", Implement): the scheduler's poll maps it and the
     // environment applies approved changes by itself.
     service.set_status("snow1", "-1");
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while !flag_on(&app).await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the approved change was not applied"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let done = app
-        .get(&format!("/api/v2/approval-requests/{id}"))
-        .await
-        .expect(200);
+    // The change is applied first, then the request completed: wait for the latter.
+    let done = wait_for(&app, &id, "the automatic apply", |r| {
+        r["status"] == "completed"
+    })
+    .await;
+    assert!(flag_on(&app).await);
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["reviewStatus"], "approved");
     assert!(done["appliedByMemberId"].is_null());
@@ -557,20 +548,9 @@ both_backends!(
 );
 
 async fn approved_then_edited(backend: Backend) {
-    let Some(app) = app_on(backend).await else {
+    let Some((app, service, id, _)) = linked_request(backend, false).await else {
         return;
     };
-    let service = ChangeManagement::start().await;
-    project(&app).await;
-    custom_approvals(&app, &service, false).await;
-    let id = request_turn_on(&app).await["_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    wait_for(&app, &id, "the external record", |r| {
-        r["integrationMetadata"]["externalId"] == "CR-1"
-    })
-    .await;
     service.set_status("CR-1", "approved");
     wait_for(&app, &id, "the approval", |r| {
         r["reviewStatus"] == "approved"
