@@ -164,7 +164,7 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
         "patchApprovalRequestSettings" => (
             Method::PATCH,
             format!("/api/v2/approval-requests/projects/m{n}/settings"),
-            Some(json!({"environmentKey": "test", "resourceKind": "flag", "minNumApprovals": 1})),
+            Some(json!({"environmentKey": "test", "resourceKind": "flag", "minNumApprovals": 2})),
         ),
         "getMembers" => (Method::GET, "/api/v2/members".into(), None),
         "postMembers" => (
