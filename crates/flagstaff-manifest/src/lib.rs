@@ -4,6 +4,7 @@
 //! Everything here works on files and values only: no network, no database. The server
 //! builds on [`Catalogue`] and [`preview`]; the `flagstaff integrations` CLI on [`lint_path`].
 
+pub mod approval;
 pub mod catalogue;
 pub mod config;
 pub mod context;

@@ -165,6 +165,16 @@ fn unsupported(integration: &Integration, what: &str) -> PreviewError {
     PreviewError::Unsupported(format!("integration `{}` has no {what}", integration.key))
 }
 
+/// Renders one template of an integration, naming it by its pointer when it fails.
+pub fn render_template(
+    template: &Template,
+    pointer: &str,
+    context: &Value,
+    compat: Compat,
+) -> Result<String, PreviewError> {
+    render(template, pointer, context, compat)
+}
+
 fn render(
     template: &Template,
     pointer: &str,
@@ -359,98 +369,13 @@ pub fn preview(
             )?;
             Ok(Preview::Request(request))
         }
-        Target::Approval(step) => {
-            let approval = capabilities
-                .approval
-                .as_ref()
-                .ok_or_else(|| unsupported(integration, "approval capability"))?;
-            let (endpoint, json_body) = match step.as_str() {
-                "creationRequest" => (
-                    &approval.creation_request.endpoint,
-                    &approval.creation_request.json_body,
-                ),
-                "statusRequest" => (
-                    &approval.status_request.endpoint,
-                    &approval.status_request.json_body,
-                ),
-                "postApplyRequest" => (
-                    &approval.post_apply_request.endpoint,
-                    &approval.post_apply_request.json_body,
-                ),
-                "deletionRequest" => (
-                    &approval.deletion_request.endpoint,
-                    &approval.deletion_request.json_body,
-                ),
-                "memberListRequest" => {
-                    let list = approval
-                        .member_list_request
-                        .as_ref()
-                        .ok_or_else(|| unsupported(integration, "approval memberListRequest"))?;
-                    (&list.endpoint, &list.json_body)
-                }
-                other => {
-                    return Err(PreviewError::Unsupported(format!(
-                        "unknown approval request `{other}`: use creationRequest, \
-                         statusRequest, postApplyRequest, deletionRequest or memberListRequest"
-                    )));
-                }
-            };
-            let nested = |key: &str| {
-                input
-                    .form_values
-                    .get(key)
-                    .and_then(Value::as_object)
-                    .cloned()
-                    .unwrap_or_default()
-            };
-            let environment = form_values_with_defaults(
-                &approval.environment_form_variables,
-                &nested("environment"),
-            );
-            let approval_values =
-                form_values_with_defaults(&approval.approval_form_variables, &nested("approval"));
-            let at = format!("/capabilities/approval/{step}");
-            let body = match json_body {
-                None => String::new(),
-                Some(_) => {
-                    let template = integration
-                        .templates
-                        .inline
-                        .get(&format!("{at}/jsonBody"))
-                        .ok_or_else(|| unsupported(integration, "approval jsonBody"))?;
-                    let mut context = flagstaff_template::json_escape_context(event);
-                    if let Value::Object(object) = &mut context {
-                        object.insert(
-                            "environmentFormVariables".into(),
-                            Value::Object(environment.clone()),
-                        );
-                        object.insert(
-                            "approvalFormVariables".into(),
-                            flagstaff_template::json_escape_context(&Value::Object(
-                                approval_values.clone(),
-                            )),
-                        );
-                        let mut form = form.clone();
-                        form.insert("oauth".into(), oauth.clone());
-                        object.insert("formVariables".into(), Value::Object(form));
-                    }
-                    render(template, &format!("{at}/jsonBody"), &context, compat)?
-                }
-            };
-            let mut values = form.clone();
-            values.insert("environment".into(), Value::Object(environment));
-            let context = endpoint_context(&values, &oauth, event);
-            let request = build_request(
-                integration,
-                &format!("{at}/endpoint"),
-                endpoint,
-                &context,
-                body,
-                &form,
-                compat,
-            )?;
-            Ok(Preview::Request(request))
-        }
+        Target::Approval(step) => Ok(Preview::Request(crate::approval::build_request(
+            integration,
+            step,
+            event,
+            event,
+            input,
+        )?)),
         Target::FlagLink => {
             capabilities
                 .flag_link

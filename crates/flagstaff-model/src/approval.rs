@@ -40,6 +40,15 @@ pub struct ApprovalSettings {
     /// Only resources with one of these tags need approval (when `required` is false).
     #[serde(default)]
     pub required_approval_tags: Vec<String>,
+    /// The integration configuration (its top-level form values, e.g. a custom approval
+    /// service's URL and API key) an approval integration uses in this environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_kind_configuration_id: Option<String>,
+    /// Flagstaff extension: an approved request may still be applied after its resource
+    /// moved on, as long as nothing the request could change was touched (see
+    /// [`change_scope_digest`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub apply_after_unrelated_changes: bool,
 }
 
 fn one() -> i64 {
@@ -156,6 +165,38 @@ pub fn change_digest(resource_id: &str, resource_version: i64, instructions: &[V
         .collect()
 }
 
+/// What an approved request could change, as a digest: the resource's document without its
+/// bookkeeping (`_version`, `version`, `lastModified`, `lastModifiedDate`) and, for a flag,
+/// without the configurations of other environments. A request's instructions operate on
+/// one environment's configuration and the flag-wide fields; if this digest is the same now
+/// as when the request was made, the resource moved on only in ways the request could not
+/// have seen (another environment changed), and applying it now makes exactly the change
+/// that was reviewed.
+pub fn change_scope_digest(kind: &str, environment: &str, document: &Value) -> String {
+    let mut scoped = document.clone();
+    if let Value::Object(map) = &mut scoped {
+        for field in ["_version", "version", "lastModified", "lastModifiedDate"] {
+            map.remove(field);
+        }
+        if kind == "flag"
+            && let Some(Value::Object(envs)) = map.get_mut("environments")
+        {
+            envs.retain(|key, _| key == environment);
+            if let Some(Value::Object(config)) = envs.get_mut(environment) {
+                for field in ["version", "lastModified", "_summary"] {
+                    config.remove(field);
+                }
+            }
+        }
+    }
+    let mut text = String::new();
+    canonical(&scoped, &mut text);
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 fn canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => {
@@ -243,6 +284,28 @@ mod tests {
             change_digest("r", 1, &[json!({"kind": "x", "values": [1]})]),
             change_digest("r", 1, &[json!({"values": [1], "kind": "x"})])
         );
+    }
+
+    #[test]
+    fn scope_digest_ignores_other_environments_and_bookkeeping() {
+        let flag = |prod_on: bool, test_on: bool, version: i64| {
+            json!({"key": "f", "_version": version, "name": "F", "environments": {
+                "production": {"on": prod_on, "version": version, "lastModified": version * 10},
+                "test": {"on": test_on, "version": version},
+            }})
+        };
+        let base = change_scope_digest("flag", "production", &flag(false, false, 1));
+        assert_eq!(
+            base,
+            change_scope_digest("flag", "production", &flag(false, true, 2))
+        );
+        assert_ne!(
+            base,
+            change_scope_digest("flag", "production", &flag(true, false, 2))
+        );
+        let mut renamed = flag(false, false, 2);
+        renamed["name"] = json!("G");
+        assert_ne!(base, change_scope_digest("flag", "production", &renamed));
     }
 
     #[test]

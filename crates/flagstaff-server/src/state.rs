@@ -85,6 +85,7 @@ impl AppState {
                 self.sdk.clone(),
                 self.integrations.clone(),
             );
+            crate::integrations::approval_jobs::spawn_scheduler(self.services.clone());
         }
     }
 

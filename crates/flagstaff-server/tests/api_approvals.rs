@@ -323,6 +323,115 @@ backend_test!(edit_after_approval_refuses_apply, |app| async move {
     assert_eq!(request["status"], "pending");
 });
 
+// The "still applies cleanly" rule: with `applyAfterUnrelatedChanges`, an approved request
+// applies after its flag moved on only where the request cannot reach (another
+// environment); any change to the approved environment or the flag-wide fields, or the
+// setting off, refuses it.
+backend_test!(unrelated_changes_after_approval, |app| async move {
+    let (alice, bob) = setup(&app, settings(json!({}))).await;
+    let edit_test_env = |n: i64| json!([{"op": "replace", "path": "/environments/test/offVariation", "value": n % 2}]);
+    // Setting off: a change in another environment still refuses the apply.
+    let strict = id(&request_turn_on(&app, &alice).await);
+    review(&app, &bob, &strict, "approve").await.expect(200);
+    app.patch(FLAG, edit_test_env(0)).await.expect(200);
+    assert_eq!(apply(&app, &alice, &strict).await.status, 409);
+
+    set_approvals(
+        &app,
+        "production",
+        settings(json!({"applyAfterUnrelatedChanges": true})),
+    )
+    .await
+    .expect(200);
+    // Setting on, the approved environment changed: refused.
+    let touched = id(&request_turn_on(&app, &alice).await);
+    review(&app, &bob, &touched, "approve").await.expect(200);
+    app.patch(
+        FLAG,
+        json!([{"op": "replace", "path": "/environments/production/offVariation", "value": 0}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(apply(&app, &alice, &touched).await.status, 409);
+    // Setting on, a flag-wide field changed: refused.
+    let renamed = id(&request_turn_on(&app, &alice).await);
+    review(&app, &bob, &renamed, "approve").await.expect(200);
+    app.patch(
+        FLAG,
+        json!([{"op": "replace", "path": "/description", "value": "moved on"}]),
+    )
+    .await
+    .expect(200);
+    assert_eq!(apply(&app, &alice, &renamed).await.status, 409);
+    assert!(!production_on(&app).await);
+    // Setting on, only another environment changed: applied.
+    let clean = id(&request_turn_on(&app, &alice).await);
+    review(&app, &bob, &clean, "approve").await.expect(200);
+    app.patch(FLAG, edit_test_env(1)).await.expect(200);
+    let applied = apply(&app, &alice, &clean).await.expect(200);
+    assert_eq!(applied["status"], "completed");
+    assert!(production_on(&app).await);
+});
+
+// The project-level settings routes (beta) read and write the environments' settings.
+backend_test!(project_settings_routes, |app| async move {
+    setup(&app, settings(json!({"minNumApprovals": 2}))).await;
+    let all = app
+        .get("/api/v2/approval-requests/projects/p1/settings?expand=default")
+        .await
+        .expect(200);
+    assert_eq!(
+        all["flag"]["environments"]["production"]["minNumApprovals"],
+        2
+    );
+    assert_eq!(
+        all["segment"]["environments"]["production"]["required"],
+        true
+    );
+    assert_eq!(all["flag"]["environments"]["test"]["required"], false);
+    assert_eq!(all["flag"]["_default"]["required"], false);
+    let one = app
+        .get("/api/v2/approval-requests/projects/p1/settings?environmentKey=test&resourceKind=segment")
+        .await
+        .expect(200);
+    assert!(one.get("flag").is_none());
+    assert_eq!(one["segment"]["environments"].as_object().unwrap().len(), 1);
+
+    let patched = app
+        .patch(
+            "/api/v2/approval-requests/projects/p1/settings",
+            json!({"environmentKey": "production", "resourceKind": "flag", "minNumApprovals": 3, "canReviewOwnRequest": true}),
+        )
+        .await
+        .expect(200);
+    let production = &patched["flag"]["environments"]["production"];
+    assert_eq!(production["minNumApprovals"], 3);
+    assert_eq!(production["canReviewOwnRequest"], true);
+    // Unchanged fields stay.
+    assert_eq!(production["required"], true);
+    let env = app
+        .get("/api/v2/projects/p1/environments/production")
+        .await
+        .expect(200);
+    assert_eq!(env["approvalSettings"]["minNumApprovals"], 3);
+    // Bad input names what to fix (who may change settings: tests/authz_matrix.rs).
+    let bad = app
+        .patch(
+            "/api/v2/approval-requests/projects/p1/settings",
+            json!({"environmentKey": "production", "resourceKind": "metric"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.message().contains("resourceKind"), "{}", bad.body);
+    let invalid = app
+        .patch(
+            "/api/v2/approval-requests/projects/p1/settings",
+            json!({"environmentKey": "production", "resourceKind": "flag", "minNumApprovals": 9}),
+        )
+        .await;
+    assert_eq!(invalid.status, 400, "{}", invalid.body);
+});
+
 backend_test!(tampered_instructions_refuse_apply, |app| async move {
     let (alice, bob) = setup(&app, settings(json!({}))).await;
     let rid = id(&request_turn_on(&app, &alice).await);

@@ -163,6 +163,16 @@ fn request_for(op: &str, f: &Fixture) -> Option<(Method, String, Option<Value>)>
             format!("{flag_approval}/apply"),
             Some(json!({})),
         ),
+        "getApprovalRequestSettings" => (
+            Method::GET,
+            format!("/api/v2/approval-requests/projects/m{n}/settings"),
+            None,
+        ),
+        "patchApprovalRequestSettings" => (
+            Method::PATCH,
+            format!("/api/v2/approval-requests/projects/m{n}/settings"),
+            Some(json!({"environmentKey": "test", "resourceKind": "flag", "minNumApprovals": 2})),
+        ),
         "getMembers" => (Method::GET, "/api/v2/members".into(), None),
         "postMembers" => (
             Method::POST,

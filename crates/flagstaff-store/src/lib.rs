@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+pub mod approval_jobs;
 mod deliveries;
 pub mod oauth;
 mod postgres;
@@ -20,6 +21,7 @@ pub use deliveries::{
     AttemptRecord, ClaimedDelivery, DeliveryNext, DeliveryOutcome, DeliveryRecord, NewDelivery,
 };
 
+pub use approval_jobs::{ApprovalJob, ApprovalJobStore};
 pub use oauth::{OAuthSecret, OAuthSecretKind, OAuthStore, RevokeScope};
 pub use postgres::PgStore;
 pub use segment_members::{SegmentMemberChange, SegmentMemberStore, SegmentMembersWrite};
@@ -260,7 +262,9 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: OAuthStore + StoreSyncStore + SegmentMemberStore + Send + Sync + 'static {
+pub trait Store:
+    OAuthStore + StoreSyncStore + SegmentMemberStore + ApprovalJobStore + Send + Sync + 'static
+{
     /// "sqlite" or "postgres".
     fn dialect(&self) -> &'static str;
     /// Closes every connection after outstanding work (SQLite: checkpoints the WAL first).

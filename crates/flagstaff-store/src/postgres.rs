@@ -42,6 +42,7 @@ impl PgStore {
             .chain(crate::oauth::sql::ALL)
             .chain(crate::store_sync::sql::ALL)
             .chain(crate::segment_members::sql::ALL)
+            .chain(crate::approval_jobs::sql::ALL)
             .map(|s| (*s, sql::numbered_placeholders(s)))
             .collect();
         Ok(Self {
@@ -85,3 +86,4 @@ impl_store_for!(PgStore, Postgres, "postgres");
 crate::oauth::impl_oauth_store_for!(PgStore);
 crate::store_sync::impl_store_sync_for!(PgStore);
 crate::segment_members::impl_segment_member_store_for!(PgStore, Postgres);
+crate::approval_jobs::impl_approval_job_store_for!(PgStore);

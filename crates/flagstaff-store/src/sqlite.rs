@@ -135,3 +135,4 @@ impl_store_for!(SqliteStore, Sqlite, "sqlite");
 crate::oauth::impl_oauth_store_for!(SqliteStore);
 crate::store_sync::impl_store_sync_for!(SqliteStore);
 crate::segment_members::impl_segment_member_store_for!(SqliteStore, Sqlite);
+crate::approval_jobs::impl_approval_job_store_for!(SqliteStore);

@@ -3,6 +3,7 @@
 //! a `TestApp` that runs the real server.
 
 pub mod app;
+pub mod change_management;
 pub mod conformance;
 pub mod contract;
 pub mod python;

@@ -114,6 +114,13 @@ struct ServeArgs {
     /// (0: never).
     #[arg(long, env = "FLAGSTAFF_DELIVERY_DISABLE_AFTER", default_value_t = 25)]
     delivery_disable_after: u32,
+    /// Seconds between status checks of an approval request that an approval integration
+    /// decides (LaunchDarkly polls every 5 minutes).
+    #[arg(long, env = "FLAGSTAFF_APPROVAL_POLL_SECS", default_value_t = 300)]
+    approval_poll_secs: u64,
+    /// Requests to approval integrations in flight at once (status checks, creations, …).
+    #[arg(long, env = "FLAGSTAFF_APPROVAL_CONCURRENCY", default_value_t = 16)]
+    approval_concurrency: usize,
     /// Owner API token to create on first start (api-<uuid>). Read from the environment only,
     /// so it does not show in process listings.
     #[arg(skip)]
@@ -252,7 +259,14 @@ async fn serve(args: ServeArgs) -> Result<()> {
         policy,
         settings,
     )
-    .context("cannot prepare the integration catalogue")?;
+    .context("cannot prepare the integration catalogue")?
+    .with_approval_settings(
+        flagstaff_server::integrations::approval_jobs::ApprovalJobSettings {
+            poll_interval: std::time::Duration::from_secs(args.approval_poll_secs.max(1)),
+            concurrency: args.approval_concurrency.max(1),
+            ..Default::default()
+        },
+    );
     let catalogue = integrations.catalogue.current();
     for rejected in &catalogue.rejected {
         for diagnostic in rejected.diagnostics.iter().filter(|d| d.is_error()) {

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tokio::sync::Notify;
 
+pub mod approval_jobs;
 pub mod delivery;
 pub mod destinations;
 pub mod event;
@@ -68,6 +69,15 @@ const BUILTIN_FILES: &[(&str, &str)] = &[
         include_str!("../../integrations/slack-incoming-webhook/assets/images/horizontal.svg"),
     ),
 ];
+
+/// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
+pub(crate) type MemberLists = std::collections::HashMap<
+    String,
+    (
+        std::time::Instant,
+        Arc<Vec<flagstaff_manifest::approval::ExternalMember>>,
+    ),
+>;
 
 /// How deliveries behave; the defaults are for production, tests shorten them.
 #[derive(Debug, Clone)]
@@ -126,6 +136,13 @@ pub struct Integrations {
     /// The persistent-store sync engines, once started (`stores/`).
     pub store_sync: std::sync::OnceLock<Arc<stores::StoreSync>>,
     pub store_sync_settings: stores::StoreSyncSettings,
+    /// How approval integrations are polled (`approval_jobs.rs`).
+    pub approvals: approval_jobs::ApprovalJobSettings,
+    /// One permit per partner request of approval integrations in flight, shared by the
+    /// scheduler and the steps run at once (create, read, apply, delete).
+    pub(crate) approval_slots: Arc<tokio::sync::Semaphore>,
+    /// Partners' member lists by `<integration>/<configuration>`, with when they were fetched.
+    pub(crate) member_lists: std::sync::Mutex<MemberLists>,
     started: std::sync::atomic::AtomicBool,
     /// Keeps the materialized first-party integrations alive.
     _builtin_dir: Option<tempfile::TempDir>,
@@ -169,6 +186,11 @@ impl Integrations {
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             store_sync: std::sync::OnceLock::new(),
             store_sync_settings: stores::StoreSyncSettings::default(),
+            approvals: approval_jobs::ApprovalJobSettings::default(),
+            approval_slots: Arc::new(tokio::sync::Semaphore::new(
+                approval_jobs::ApprovalJobSettings::default().concurrency,
+            )),
+            member_lists: Default::default(),
             started: std::sync::atomic::AtomicBool::new(false),
             _builtin_dir: Some(builtin),
         })
@@ -198,6 +220,13 @@ impl Integrations {
         {
             tracing::warn!("store sync: reading the configurations failed: {e}");
         }
+    }
+
+    /// Replaces how approval integrations are polled (interval, concurrency, timeouts).
+    pub fn with_approval_settings(mut self, settings: approval_jobs::ApprovalJobSettings) -> Self {
+        self.approval_slots = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
+        self.approvals = settings;
+        self
     }
 
     /// True the first time: the caller starts the delivery workers.

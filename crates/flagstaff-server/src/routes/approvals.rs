@@ -38,9 +38,24 @@ pub fn router() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(post_flag_approval_request_review))
         .routes(routes!(post_flag_approval_request_apply))
+        .routes(routes!(
+            get_approval_request_settings,
+            patch_approval_request_settings
+        ))
 }
 
-fn approval(doc: &ApprovalRequestDoc) -> Value {
+/// The request with its partner's status (`integrationMetadata`) when an approval
+/// integration decides it.
+async fn approval(state: &AppState, doc: &ApprovalRequestDoc) -> Value {
+    let mut value = approval_links(doc);
+    if let Some((metadata, job)) = state.services.approval_integration_view(&doc.id).await {
+        value["integrationMetadata"] = metadata;
+        value["_integrationStatus"] = job;
+    }
+    value
+}
+
+fn approval_links(doc: &ApprovalRequestDoc) -> Value {
     let mut value = render_value(doc);
     let b = &doc.binding;
     value["_links"] = json!({
@@ -84,7 +99,10 @@ async fn get_approval_requests(
         .list_approval_requests(&caller, &filter)
         .await?;
     let total = all.len();
-    let items = paging.slice(all).iter().map(approval).collect();
+    let mut items = Vec::new();
+    for doc in paging.slice(all).iter() {
+        items.push(approval(&state, doc).await);
+    }
     let query: Vec<(String, String)> = q
         .filter
         .iter()
@@ -113,7 +131,7 @@ async fn post_approval_request(
         .services
         .create_approval_request(&caller, body)
         .await?;
-    Ok((StatusCode::CREATED, Json(approval(&doc))))
+    Ok((StatusCode::CREATED, Json(approval(&state, &doc).await)))
 }
 
 /// Get an approval request.
@@ -126,7 +144,7 @@ async fn get_approval_request(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let doc = state.services.view_approval_request(&caller, &id).await?;
-    Ok(Json(approval(&doc)))
+    Ok(Json(approval(&state, &doc).await))
 }
 
 /// Delete an approval request.
@@ -156,7 +174,7 @@ async fn post_approval_request_review(
         .services
         .review_approval_request(&caller, &id, body)
         .await?;
-    Ok(Json(approval(&doc)))
+    Ok(Json(approval(&state, &doc).await))
 }
 
 /// Apply an approved request's change, exactly as it was approved.
@@ -173,7 +191,7 @@ async fn post_approval_request_apply(
         .services
         .apply_approval_request(&caller, &id, body)
         .await?;
-    Ok(Json(approval(&doc)))
+    Ok(Json(approval(&state, &doc).await))
 }
 
 /// A request the caller may see that belongs to this flag and environment (404 otherwise,
@@ -208,13 +226,14 @@ async fn get_approvals_for_flag(
     let filter = ApprovalFilter::parse(Some(&format!(
         "resourceId equals proj/{project}:env/{env}:flag/{flag}"
     )))?;
-    let items: Vec<Value> = state
+    let mut items: Vec<Value> = Vec::new();
+    for doc in state
         .services
         .list_approval_requests(&caller, &filter)
         .await?
-        .iter()
-        .map(approval)
-        .collect();
+    {
+        items.push(approval(&state, &doc).await);
+    }
     Ok(Json(json!({
         "items": items,
         "_links": {"self": link(format!("/api/v2/projects/{project}/flags/{flag}/environments/{env}/approval-requests"))},
@@ -237,7 +256,7 @@ async fn post_approval_request_for_flag(
         .services
         .create_approval_request(&caller, body.for_flag(&project, &env, &flag))
         .await?;
-    Ok((StatusCode::CREATED, Json(approval(&doc))))
+    Ok((StatusCode::CREATED, Json(approval(&state, &doc).await)))
 }
 
 /// Get a flag's approval request.
@@ -250,7 +269,8 @@ async fn get_approval_for_flag(
     caller: Caller,
     Path(path): Path<(String, String, String, String)>,
 ) -> ApiResult<Json<Value>> {
-    Ok(Json(approval(&flag_request(&state, &caller, &path).await?)))
+    let doc = flag_request(&state, &caller, &path).await?;
+    Ok(Json(approval(&state, &doc).await))
 }
 
 /// Delete a flag's approval request.
@@ -288,7 +308,7 @@ async fn post_flag_approval_request_review(
         .services
         .review_approval_request(&caller, &doc.id, body)
         .await?;
-    Ok(Json(approval(&doc)))
+    Ok(Json(approval(&state, &doc).await))
 }
 
 /// Apply a flag's approved request.
@@ -308,5 +328,70 @@ async fn post_flag_approval_request_apply(
         .services
         .apply_approval_request(&caller, &doc.id, body)
         .await?;
-    Ok(Json(approval(&doc)))
+    Ok(Json(approval(&state, &doc).await))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApprovalSettingsQuery {
+    /// Only this environment.
+    #[serde(rename = "environmentKey")]
+    environment_key: Option<String>,
+    /// Only this resource kind: `flag` or `segment`.
+    #[serde(rename = "resourceKind")]
+    resource_kind: Option<String>,
+    /// `default` adds `_default`, the settings of an environment that has none.
+    expand: Option<String>,
+}
+
+/// Get a project's approval request settings per resource kind and environment. Flagstaff
+/// keeps one setting per environment for flags and segments, so both kinds show the same.
+#[utoipa::path(get, path = "/api/v2/approval-requests/projects/{projectKey}/settings",
+    tag = "Approvals (beta)", operation_id = "getApprovalRequestSettings",
+    params(("projectKey" = String, Path), ApprovalSettingsQuery),
+    responses((status = 200, description = "Settings by resource kind")), security(("ApiKey" = [])))]
+async fn get_approval_request_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    LdQuery(q): LdQuery<ApprovalSettingsQuery>,
+) -> ApiResult<Json<Value>> {
+    viewable_project(&state, &caller, &project).await?;
+    let expand_default = q
+        .expand
+        .as_deref()
+        .is_some_and(|e| e.split(',').any(|x| x.trim() == "default"));
+    Ok(Json(
+        state
+            .services
+            .project_approval_settings(
+                &project,
+                q.environment_key.as_deref(),
+                q.resource_kind.as_deref(),
+                expand_default,
+            )
+            .await?,
+    ))
+}
+
+/// Update one environment's approval settings (`environmentKey`, `resourceKind` and the
+/// fields to change). Audited as an environment change (`updateApprovalSettings`).
+#[utoipa::path(patch, path = "/api/v2/approval-requests/projects/{projectKey}/settings",
+    tag = "Approvals (beta)", operation_id = "patchApprovalRequestSettings",
+    params(("projectKey" = String, Path)),
+    request_body(content = Object, description = "{environmentKey, resourceKind, required?, minNumApprovals?, canReviewOwnRequest?, canApplyDeclinedChanges?, autoApplyApprovedChanges?, serviceKind?, serviceConfig?, serviceKindConfigurationId?, requiredApprovalTags?, bypassApprovalsForPendingChanges?}"),
+    responses((status = 200, description = "The environment's settings by resource kind")),
+    security(("ApiKey" = [])))]
+async fn patch_approval_request_settings(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(project): Path<String>,
+    LdJson(body): LdJson<Value>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        state
+            .services
+            .patch_project_approval_settings(&caller, &project, body)
+            .await?,
+    ))
 }

@@ -13,9 +13,10 @@
 //!   for that environment or the caller may `bypassRequiredApproval`.
 
 use flagstaff_model::approval::{
-    ApprovalSettings, NATIVE_SERVICE_KIND, REVIEW_KINDS, Review, change_digest, may_apply,
-    review_status,
+    ApprovalSettings, NATIVE_SERVICE_KIND, REVIEW_KINDS, Review, change_digest,
+    change_scope_digest, may_apply, review_status,
 };
+use flagstaff_model::audit::AuditEntry;
 use flagstaff_model::patch::{PatchFormats, PatchRequest, parse_patch_request};
 use flagstaff_model::{UnixMillis, new_object_id};
 use flagstaff_policy::Resource;
@@ -24,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use super::approval_jobs::{CREATE_STEP, DELETE_STEP, POST_APPLY_STEP};
 use super::segments::segment_after_patch;
 use super::{
     AuditDraft, CommitError, PendingChange, ProjectContext, Services, encode, now_millis, to_value,
@@ -36,16 +38,34 @@ pub fn approval_ref(id: &str) -> EntityRef {
 }
 
 /// The change an applied request stands for: its environment is exempt from
-/// [`require_approval`], and the resource must still be at the version it was made against.
+/// [`require_approval`], and the resource must still be at the version it was made against —
+/// or, where the environment sets `applyAfterUnrelatedChanges`, unchanged in everything the
+/// request could change ([`change_scope_digest`]).
 pub struct ApprovedChange {
     pub request_id: String,
     pub environment: String,
     pub resource_version: i64,
+    /// The request's scope digest when the environment allows applying after unrelated
+    /// changes; `None`: only the exact version will do.
+    pub unrelated_changes_allowed: Option<String>,
 }
 
 impl ApprovedChange {
-    pub fn check_version(&self, kind: &str, key: &str, current: i64) -> ApiResult<()> {
+    /// `current_document`: the resource as it is now (its scope digest is compared only
+    /// when the version moved on and the environment allows it).
+    pub fn check_version(
+        &self,
+        kind: &str,
+        key: &str,
+        current: i64,
+        current_document: impl FnOnce() -> Value,
+    ) -> ApiResult<()> {
         if current == self.resource_version {
+            return Ok(());
+        }
+        if let Some(scope) = &self.unrelated_changes_allowed
+            && change_scope_digest(kind, &self.environment, &current_document()) == *scope
+        {
             return Ok(());
         }
         Err(ApiError::Conflict(format!(
@@ -104,6 +124,9 @@ pub struct Binding {
     pub version: i64,
     /// [`change_digest`] of (resourceId, version, instructions).
     pub digest: String,
+    /// [`change_scope_digest`] of the resource when the request was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope_digest: Option<String>,
 }
 
 /// The stored approval request: LaunchDarkly's representation plus the binding.
@@ -326,7 +349,7 @@ impl ApprovalFilter {
 impl Services {
     /// The environment's approval settings, or the defaults of an environment without any
     /// (native service, one approval, no self-review).
-    fn approval_settings(context: &ProjectContext, env: &str) -> ApprovalSettings {
+    pub(super) fn approval_settings(context: &ProjectContext, env: &str) -> ApprovalSettings {
         context
             .environment(env)
             .and_then(|e| e.approval_settings.clone())
@@ -335,7 +358,11 @@ impl Services {
             })
     }
 
-    fn binding_resource(context: &ProjectContext, b: &Binding, tags: &[String]) -> Resource {
+    pub(super) fn binding_resource(
+        context: &ProjectContext,
+        b: &Binding,
+        tags: &[String],
+    ) -> Resource {
         if b.kind == "flag" {
             context.flag_resource(&b.environment, &b.key, tags)
         } else {
@@ -344,7 +371,7 @@ impl Services {
     }
 
     /// The resource's tags and current version.
-    async fn bound_resource(&self, b: &Binding) -> ApiResult<(Vec<String>, i64)> {
+    pub(super) async fn bound_resource(&self, b: &Binding) -> ApiResult<(Vec<String>, i64)> {
         if b.kind == "flag" {
             let (flag, version) = self.get_flag(&b.project, &b.key).await?;
             if !flag.environments.contains_key(&b.environment) {
@@ -404,6 +431,7 @@ impl Services {
             key,
             version: 0,
             digest: String::new(),
+            scope_digest: None,
         };
         let (tags, version) = self.bound_resource(&binding).await?;
         binding.version = version;
@@ -411,16 +439,23 @@ impl Services {
         // The instructions must apply now: a request nobody could ever apply is refused
         // when it is made, with the instruction's own error.
         let request = Self::semantic_request(&binding, &body.instructions, None)?;
-        if binding.kind == "flag" {
+        let document = if binding.kind == "flag" {
             let (flag, _) = self.get_flag(&binding.project, &binding.key).await?;
             self.flag_after_patch(&binding.project, &flag, version, &request, now)
                 .await?;
+            to_value(&flag)
         } else {
             let (segment, _) = self
                 .get_segment(&binding.project, &binding.environment, &binding.key)
                 .await?;
             segment_after_patch(&segment, version, &request)?;
-        }
+            to_value(&segment)
+        };
+        binding.scope_digest = Some(change_scope_digest(
+            &binding.kind,
+            &binding.environment,
+            &document,
+        ));
         let resource_id = resource_id(&binding);
         binding.digest = change_digest(&resource_id, version, &body.instructions);
         let settings = Self::approval_settings(&context, &binding.environment);
@@ -447,27 +482,44 @@ impl Services {
             comment: body.comment.clone(),
             binding,
         };
-        if doc.service_kind != NATIVE_SERVICE_KIND {
-            return Err(ApiError::invalid(format!(
-                "environment \"{}\" delegates approvals to \"{}\", which Flagstaff cannot reach yet: set approvalSettings.serviceKind to \"{NATIVE_SERVICE_KIND}\"",
-                doc.binding.environment, doc.service_kind
-            )));
-        }
-        let resource = Self::binding_resource(&context, &doc.binding, &tags);
-        self.with_retries(|| {
-            self.commit_approval(
-                caller,
-                now,
-                None,
-                &doc,
-                &resource,
-                "createApprovalRequest",
-                "requested approval for a change to",
-                format!("Requested approval: {}", doc.description),
-                body.comment.clone(),
+        // A partner that cannot be used is refused before anything is written.
+        let mut external = if doc.service_kind != NATIVE_SERVICE_KIND {
+            Some(
+                self.prepare_external(
+                    &settings,
+                    &doc.binding.environment,
+                    body.integration_config.as_ref(),
+                )
+                .await?,
             )
-        })
-        .await?;
+        } else {
+            None
+        };
+        let resource = Self::binding_resource(&context, &doc.binding, &tags);
+        let entry = self
+            .with_retries(|| {
+                self.commit_approval(
+                    Some(caller),
+                    now,
+                    None,
+                    &doc,
+                    &resource,
+                    "createApprovalRequest",
+                    "requested approval for a change to",
+                    format!("Requested approval: {}", doc.description),
+                    body.comment.clone(),
+                )
+            })
+            .await?;
+        if let Some(external) = &mut external {
+            self.approval_event(&entry, &doc, &context, &tags, external)
+                .await;
+            self.queue_approval_step(&doc.id, CREATE_STEP, Some(external.clone()))
+                .await?;
+            // One attempt now, so the answer usually shows the partner's record; failures
+            // stay on the request and are retried by the scheduler.
+            self.run_approval_step_now(&doc.id, false).await;
+        }
         Ok(doc)
     }
 
@@ -475,9 +527,9 @@ impl Services {
     /// is `action` on the resource, so webhooks and integrations subscribed to the flag or
     /// segment hear about its approvals.
     #[allow(clippy::too_many_arguments)]
-    async fn commit_approval(
+    pub(super) async fn commit_approval(
         &self,
-        caller: &Caller,
+        caller: Option<&Caller>,
         now: UnixMillis,
         expected: Option<i64>,
         doc: &ApprovalRequestDoc,
@@ -486,7 +538,7 @@ impl Services {
         title_verb: &str,
         line: String,
         comment: Option<String>,
-    ) -> Result<(), CommitError> {
+    ) -> Result<AuditEntry, CommitError> {
         let target = approval_ref(&doc.id);
         let write = match expected {
             None => EntityWrite::Insert {
@@ -529,7 +581,7 @@ impl Services {
             },
             outbox: Vec::new(),
         };
-        self.commit(Some(caller), now, change).await.map(|_| ())
+        self.commit(caller, now, change).await
     }
 
     pub async fn get_approval_request(&self, id: &str) -> ApiResult<(ApprovalRequestDoc, i64)> {
@@ -547,6 +599,13 @@ impl Services {
         let (doc, _) = self.get_approval_request(id).await?;
         self.require_view_project(caller, &doc.binding.project)
             .await?;
+        let check_on_read = self
+            .integrations()
+            .is_some_and(|i| i.approvals.check_on_read);
+        if doc.service_kind != NATIVE_SERVICE_KIND && doc.status == "pending" && check_on_read {
+            self.run_approval_step_now(id, true).await;
+            return Ok(self.get_approval_request(id).await?.0);
+        }
         Ok(doc)
     }
 
@@ -617,7 +676,12 @@ impl Services {
             };
             self.commit(Some(caller), now, change).await.map(|_| ())
         })
-        .await
+        .await?;
+        // The partner's record is cancelled after the request is gone (the job keeps what
+        // the deletion request needs).
+        self.queue_approval_step(id, DELETE_STEP, None).await?;
+        self.run_approval_step_now(id, false).await;
+        Ok(())
     }
 
     pub async fn review_approval_request(
@@ -641,6 +705,14 @@ impl Services {
                 return Err(ApiError::invalid(format!(
                     "approval request \"{id}\" is {}: it can no longer be reviewed",
                     doc.status
+                ))
+                .into());
+            }
+            let external = doc.service_kind != NATIVE_SERVICE_KIND;
+            if external && body.kind != "comment" {
+                return Err(ApiError::invalid(format!(
+                    "approval request \"{id}\" is decided in \"{}\", the environment's approval integration: approve or decline it there (comments are allowed here)",
+                    doc.service_kind
                 ))
                 .into());
             }
@@ -669,8 +741,10 @@ impl Services {
                 member_id,
                 service_token_id: token_id,
             });
-            doc.review_status =
-                review_status(&doc.all_reviews, settings.min_num_approvals).to_string();
+            if !external {
+                doc.review_status =
+                    review_status(&doc.all_reviews, settings.min_num_approvals).to_string();
+            }
             doc.version = version + 1;
             let (verb, line) = match body.kind.as_str() {
                 "approve" => ("approved an approval request for", "Approved"),
@@ -678,7 +752,7 @@ impl Services {
                 _ => ("commented on an approval request for", "Commented on"),
             };
             self.commit_approval(
-                caller,
+                Some(caller),
                 now,
                 Some(version),
                 &doc,
@@ -702,6 +776,17 @@ impl Services {
         id: &str,
         body: ApplyBody,
     ) -> ApiResult<ApprovalRequestDoc> {
+        self.apply_approval_request_as(Some(caller), id, body).await
+    }
+
+    /// Applies as `caller`, or with none when the environment's approval integration
+    /// approved the request and `autoApplyApprovedChanges` is on.
+    pub(super) async fn apply_approval_request_as(
+        &self,
+        caller: Option<&Caller>,
+        id: &str,
+        body: ApplyBody,
+    ) -> ApiResult<ApprovalRequestDoc> {
         // No lock on the request here: the flag's lock is taken by the patch, and two
         // locks could share a stripe. Two concurrent applies cannot both succeed anyway:
         // the second finds the resource past the approved version.
@@ -719,10 +804,12 @@ impl Services {
         }
         let context = self.project_context(&doc.binding.project).await?;
         let (tags, _) = self.bound_resource(&doc.binding).await?;
-        caller.require(
-            "applyApprovalRequest",
-            &Self::binding_resource(&context, &doc.binding, &tags),
-        )?;
+        if let Some(caller) = caller {
+            caller.require(
+                "applyApprovalRequest",
+                &Self::binding_resource(&context, &doc.binding, &tags),
+            )?;
+        }
         let settings = Self::approval_settings(&context, &doc.binding.environment);
         if !may_apply(&doc.all_reviews, &doc.review_status, &settings) {
             return Err(ApiError::invalid(format!(
@@ -740,6 +827,11 @@ impl Services {
             request_id: doc.id.clone(),
             environment: doc.binding.environment.clone(),
             resource_version: doc.binding.version,
+            unrelated_changes_allowed: doc
+                .binding
+                .scope_digest
+                .clone()
+                .filter(|_| settings.apply_after_unrelated_changes),
         };
         let comment = body
             .comment
@@ -749,47 +841,192 @@ impl Services {
         let b = &doc.binding;
         // The change first: if completing the request then fails, a second apply is
         // refused by the version check, so the change can never be made twice.
-        if b.kind == "flag" {
-            self.patch_flag_request(caller, &b.project, &b.key, &request, Some(&approved))
+        match (caller, b.kind.as_str()) {
+            (Some(caller), "flag") => {
+                self.patch_flag_request(caller, &b.project, &b.key, &request, Some(&approved))
+                    .await?;
+            }
+            (Some(caller), _) => {
+                self.patch_segment_request(
+                    caller,
+                    &b.project,
+                    &b.environment,
+                    &b.key,
+                    &request,
+                    Some(&approved),
+                )
                 .await?;
-        } else {
-            self.patch_segment_request(
-                caller,
-                &b.project,
-                &b.environment,
-                &b.key,
-                &request,
-                Some(&approved),
-            )
-            .await?;
+            }
+            (None, "flag") => {
+                self.patch_flag_as_approval_integration(&b.project, &b.key, &request, &approved)
+                    .await?;
+            }
+            (None, _) => {
+                self.patch_segment_as_approval_integration(
+                    &b.project,
+                    &b.environment,
+                    &b.key,
+                    &request,
+                    &approved,
+                )
+                .await?;
+            }
         }
         let (tags, _) = self.bound_resource(&doc.binding).await?;
         let resource = Self::binding_resource(&context, &doc.binding, &tags);
-        self.with_retries(|| async {
-            let now = now_millis();
-            let (mut doc, version) = self.get_approval_request(id).await?;
-            let (member_id, token_id) = requestor(caller);
-            doc.status = "completed".into();
-            doc.applied_date = Some(now);
-            doc.applied_by_member_id = member_id;
-            doc.applied_by_service_token_id = token_id;
-            doc.version = version + 1;
-            self.commit_approval(
-                caller,
-                now,
-                Some(version),
-                &doc,
-                &resource,
-                "applyApprovalRequest",
-                "applied an approval request for",
-                format!("Applied the approval request: {}", doc.description),
-                body.comment.clone(),
-            )
+        let doc = self
+            .with_retries(|| async {
+                let now = now_millis();
+                let (mut doc, version) = self.get_approval_request(id).await?;
+                let (member_id, token_id) = caller.map(requestor).unwrap_or_default();
+                doc.status = "completed".into();
+                doc.applied_date = Some(now);
+                doc.applied_by_member_id = member_id;
+                doc.applied_by_service_token_id = token_id;
+                doc.version = version + 1;
+                self.commit_approval(
+                    caller,
+                    now,
+                    Some(version),
+                    &doc,
+                    &resource,
+                    "applyApprovalRequest",
+                    "applied an approval request for",
+                    format!("Applied the approval request: {}", doc.description),
+                    body.comment.clone(),
+                )
+                .await?;
+                Ok(doc)
+            })
             .await?;
-            Ok(doc)
-        })
-        .await
+        if doc.service_kind != NATIVE_SERVICE_KIND {
+            self.queue_approval_step(id, POST_APPLY_STEP, None).await?;
+            // Without a caller this runs inside a scheduled step that holds a permit: the
+            // scheduler sends the post-apply request on its next tick instead.
+            if caller.is_some() {
+                self.run_approval_step_now(id, false).await;
+            }
+        }
+        Ok(doc)
     }
+}
+
+/// Resource kinds an environment's approval settings cover.
+const SETTING_KINDS: &[&str] = &["flag", "segment"];
+
+impl Services {
+    /// `ApprovalRequestSettings`: per resource kind, each environment's settings (the
+    /// defaults where it has none). One setting per environment covers flags and segments.
+    pub async fn project_approval_settings(
+        &self,
+        project: &str,
+        environment: Option<&str>,
+        resource_kind: Option<&str>,
+        expand_default: bool,
+    ) -> ApiResult<Value> {
+        let context = self.project_context(project).await?;
+        if let Some(kind) = resource_kind
+            && !SETTING_KINDS.contains(&kind)
+        {
+            return Err(ApiError::invalid(format!(
+                "resourceKind \"{kind}\" has no approval settings: use flag or segment"
+            )));
+        }
+        if let Some(env) = environment
+            && context.environment(env).is_none()
+        {
+            return Err(ApiError::not_found(format!(
+                "environment \"{env}\" in project \"{project}\""
+            )));
+        }
+        let mut environments = serde_json::Map::new();
+        for env in &context.environments {
+            if environment.is_some_and(|e| e != env.key) {
+                continue;
+            }
+            environments.insert(
+                env.key.clone(),
+                setting_value(&Self::approval_settings(&context, &env.key)),
+            );
+        }
+        let mut out = serde_json::Map::new();
+        for kind in SETTING_KINDS {
+            if resource_kind.is_some_and(|k| k != *kind) {
+                continue;
+            }
+            let mut entry = json!({"environments": environments.clone()});
+            if expand_default {
+                entry["_default"] = setting_value(&Self::approval_settings(&context, ""));
+            }
+            out.insert(kind.to_string(), entry);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// `ApprovalRequestSettingsPatch`: merges the given fields into one environment's
+    /// settings and saves them through the environment's JSON Patch (validated, authorized
+    /// as `updateApprovalSettings`, audited).
+    pub async fn patch_project_approval_settings(
+        &self,
+        caller: &Caller,
+        project: &str,
+        body: Value,
+    ) -> ApiResult<Value> {
+        let Value::Object(mut fields) = body else {
+            return Err(ApiError::invalid(
+                "the body must be an object with environmentKey, resourceKind and the settings to change",
+            ));
+        };
+        let text = |v: Option<Value>, name: &str| match v {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s),
+            _ => Err(ApiError::invalid(format!("{name} is required (a string)"))),
+        };
+        let env = text(fields.remove("environmentKey"), "environmentKey")?;
+        let kind = text(fields.remove("resourceKind"), "resourceKind")?;
+        if !SETTING_KINDS.contains(&kind.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "resourceKind \"{kind}\" has no approval settings: use flag or segment"
+            )));
+        }
+        let context = self.project_context(project).await?;
+        if context.environment(&env).is_none() {
+            return Err(ApiError::not_found(format!(
+                "environment \"{env}\" in project \"{project}\""
+            )));
+        }
+        let mut merged = to_value(&Self::approval_settings(&context, &env));
+        for (key, value) in fields {
+            // LaunchDarkly's nullable fields: null means "not set".
+            if value.is_null() {
+                if let Some(map) = merged.as_object_mut() {
+                    map.remove(&key);
+                }
+            } else {
+                merged[key.as_str()] = value;
+            }
+        }
+        self.patch_environment(
+            caller,
+            project,
+            &env,
+            json!([{"op": "add", "path": "/approvalSettings", "value": merged}]),
+            false,
+        )
+        .await?;
+        self.project_approval_settings(project, Some(&env), Some(&kind), false)
+            .await
+    }
+}
+
+/// One environment's settings as `ApprovalRequestSetting` (nullable fields present).
+fn setting_value(settings: &ApprovalSettings) -> Value {
+    let mut value = to_value(settings);
+    for field in ["autoApplyApprovedChanges", "serviceKindConfigurationId"] {
+        if value.get(field).is_none() {
+            value[field] = Value::Null;
+        }
+    }
+    value
 }
 
 /// The request as LaunchDarkly shows it: the binding and Flagstaff's bookkeeping stay

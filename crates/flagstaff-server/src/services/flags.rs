@@ -29,13 +29,16 @@ use crate::error::{ApiError, ApiResult};
 enum Actor<'a> {
     Caller(&'a Caller),
     Trigger(&'a TriggerFire),
+    /// Flagstaff itself, applying a request its approval integration approved
+    /// (`autoApplyApprovedChanges`); only ever with an [`ApprovedChange`].
+    ApprovalIntegration,
 }
 
 impl<'a> Actor<'a> {
     fn caller(self) -> Option<&'a Caller> {
         match self {
             Actor::Caller(caller) => Some(caller),
-            Actor::Trigger(_) => None,
+            Actor::Trigger(_) | Actor::ApprovalIntegration => None,
         }
     }
 }
@@ -377,6 +380,30 @@ impl Services {
     /// Returns `None` when the flag was already as the trigger wants it. The caller holds the
     /// flag's lock (it read the trigger's version under it). A trigger holds no
     /// `bypassRequiredApproval`: in an environment that requires approval it is refused.
+    /// Applies an approved request's change with no caller: the approval integration
+    /// approved it and the environment applies approved changes automatically.
+    pub async fn patch_flag_as_approval_integration(
+        &self,
+        project: &str,
+        key: &str,
+        request: &PatchRequest,
+        approved: &ApprovedChange,
+    ) -> ApiResult<FeatureFlag> {
+        let target = flag_ref(project, key);
+        let _guard = self.lock(&target).await;
+        self.with_retries(|| {
+            self.patch_flag_once(
+                Actor::ApprovalIntegration,
+                project,
+                key,
+                request,
+                Some(approved),
+            )
+        })
+        .await
+        .map(|(flag, _)| flag)
+    }
+
     pub async fn patch_flag_by_trigger(
         &self,
         fire: &TriggerFire,
@@ -435,7 +462,7 @@ impl Services {
         let now = now_millis();
         let (before, version) = self.get_flag(project, key).await?;
         if let Some(approved) = approved {
-            approved.check_version("flag", key, version)?;
+            approved.check_version("flag", key, version, || to_value(&before))?;
         }
         let context = self.project_context(project).await?;
         let (mut after, applied) = self
@@ -524,6 +551,7 @@ impl Services {
                 self.commit_with(None, now, change, Some(fire.body.clone()))
                     .await?
             }
+            Actor::ApprovalIntegration => self.commit(None, now, change).await?,
         };
         Ok((after, context))
     }

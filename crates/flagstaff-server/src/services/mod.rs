@@ -25,6 +25,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::state::ChangeNotice;
 
+pub mod approval_jobs;
 pub mod approvals;
 pub mod audit;
 pub mod bootstrap;
@@ -245,6 +246,11 @@ impl Services {
     }
 
     /// Delivers every change's audit entry to the destinations `integrations` routes it to.
+    /// The integrations runtime, once delivery is wired (not while bootstrapping).
+    pub fn integrations(&self) -> Option<Arc<crate::integrations::Integrations>> {
+        self.delivery.clone()
+    }
+
     pub fn with_delivery(mut self, integrations: Arc<crate::integrations::Integrations>) -> Self {
         self.delivery = Some(integrations);
         self

@@ -168,13 +168,33 @@ impl Services {
     ) -> ApiResult<Segment> {
         let target = segment_ref(project, env, key);
         let _guard = self.lock(&target).await;
-        self.with_retries(|| self.patch_segment_once(caller, project, env, key, request, approved))
-            .await
+        self.with_retries(|| {
+            self.patch_segment_once(Some(caller), project, env, key, request, approved)
+        })
+        .await
+    }
+
+    /// Applies an approved request's change with no caller (see
+    /// `patch_flag_as_approval_integration`).
+    pub async fn patch_segment_as_approval_integration(
+        &self,
+        project: &str,
+        env: &str,
+        key: &str,
+        request: &PatchRequest,
+        approved: &ApprovedChange,
+    ) -> ApiResult<Segment> {
+        let target = segment_ref(project, env, key);
+        let _guard = self.lock(&target).await;
+        self.with_retries(|| {
+            self.patch_segment_once(None, project, env, key, request, Some(approved))
+        })
+        .await
     }
 
     async fn patch_segment_once(
         &self,
-        caller: &Caller,
+        caller: Option<&Caller>,
         project: &str,
         env: &str,
         key: &str,
@@ -184,7 +204,7 @@ impl Services {
         let now = now_millis();
         let (before, version) = self.get_segment(project, env, key).await?;
         if let Some(approved) = approved {
-            approved.check_version("segment", key, version)?;
+            approved.check_version("segment", key, version, || to_value(&before))?;
         }
         let (mut after, lines) = segment_after_patch(&before, version, request)?;
         flagstaff_model::keys::normalize_tags(&mut after.tags);
@@ -192,7 +212,9 @@ impl Services {
         let before_json = to_value(&before);
         let fields = changed_fields(&before_json, &to_value(&after));
         if fields.is_empty() {
-            self.require_view_project(caller, project).await?;
+            if let Some(caller) = caller {
+                self.require_view_project(caller, project).await?;
+            }
             return Ok(before);
         }
         after.version = version + 1;
@@ -201,11 +223,13 @@ impl Services {
         actions.sort();
         actions.dedup();
         let context = self.project_context(project).await?;
-        for a in &actions {
-            caller.require(a, &context.segment_resource(env, key, &before.tags))?;
+        if let Some(caller) = caller {
+            for a in &actions {
+                caller.require(a, &context.segment_resource(env, key, &before.tags))?;
+            }
         }
         require_approval(
-            Some(caller),
+            caller,
             &context,
             &[env.to_string()],
             &format!("segment \"{key}\""),
@@ -244,7 +268,7 @@ impl Services {
             },
             outbox: vec![segment_outbox(project, env, key, after.version, "update")],
         };
-        self.commit(Some(caller), now, change).await?;
+        self.commit(caller, now, change).await?;
         Ok(after)
     }
 

@@ -488,18 +488,20 @@ impl Services {
         let manifest = &integration.manifest;
         let variables = target.form_variables(integration)?;
         let hook = match target {
-            ConfigTarget::AuditLogEventsHook => Some(
-                manifest
-                    .capabilities
-                    .as_ref()
-                    .and_then(|c| c.audit_log_events_hook.as_ref())
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!(
-                            "integration `{}` has no auditLogEventsHook capability to subscribe to",
-                            integration.key
-                        ))
-                    })?,
-            ),
+            ConfigTarget::AuditLogEventsHook => {
+                let capabilities = manifest.capabilities.as_ref();
+                let hook = capabilities.and_then(|c| c.audit_log_events_hook.as_ref());
+                // Approval integrations are configured too (their top-level form values, used
+                // by environments that delegate approvals to them); they are never routed
+                // audit events.
+                if hook.is_none() && capabilities.and_then(|c| c.approval.as_ref()).is_none() {
+                    return Err(ApiError::invalid(format!(
+                        "integration `{}` has no auditLogEventsHook or approval capability to configure",
+                        integration.key
+                    )));
+                }
+                hook
+            }
             _ => None,
         };
         let oauth_base_uri =
