@@ -66,7 +66,9 @@ async fn status_rep(state: &AppState, doc: &StoreConfigDoc) -> ApiResult<Value> 
         "potentiallyStale": failing || sync.pushed_at.is_none(),
         "syncedVersion": sync.pushed_version,
         "errors": match (&sync.last_error, sync.last_error_at) {
-            (Some(message), Some(at)) if failing => vec![json!({"statusCode": Value::Null, "message": message, "timestamp": at})],
+            // `statusCode` is optional in LaunchDarkly's schema, and a connection
+            // failure has none.
+            (Some(message), Some(at)) if failing => vec![json!({"message": message, "timestamp": at})],
             _ => vec![],
         },
     });

@@ -487,6 +487,20 @@ impl Services {
     ) -> ApiResult<Map<String, Value>> {
         let manifest = &integration.manifest;
         let variables = target.form_variables(integration)?;
+        if let ConfigTarget::BigSegmentStore = target {
+            // Refused before the form is checked: no values make a DynamoDB store work here.
+            let db_style = manifest
+                .capabilities
+                .as_ref()
+                .and_then(|c| c.big_segment_store.as_ref())
+                .map(|s| s.db_style);
+            if db_style != Some(flagstaff_manifest::model::BigSegmentDbStyle::Redis) {
+                return Err(ApiError::invalid(format!(
+                    "integration `{}` is not supported as a big-segment store: Flagstaff writes Redis (the `redis` integration)",
+                    integration.key
+                )));
+            }
+        }
         let hook = match target {
             ConfigTarget::AuditLogEventsHook => {
                 let capabilities = manifest.capabilities.as_ref();
@@ -564,19 +578,11 @@ impl Services {
             };
             self.check_outbound_url(integrations, &url).await?;
         }
-        if let ConfigTarget::BigSegmentStore = target
-            && let Some(host) = plain.get("host").and_then(Value::as_str)
-        {
-            let port = plain
-                .get("port")
-                .and_then(|p| {
-                    p.as_str()
-                        .map(str::to_string)
-                        .or(p.as_u64().map(|n| n.to_string()))
-                })
-                .filter(|p| !p.is_empty())
-                .unwrap_or_else(|| "6379".into());
-            let target = flagstaff_outbound::RedisTarget::parse(&format!("redis://{host}:{port}"))
+        if let ConfigTarget::BigSegmentStore = target {
+            // The same URL the sync engine connects to, checked against the outbound policy.
+            let url = crate::integrations::stores::big_segments::redis_url(&plain)
+                .map_err(ApiError::invalid)?;
+            let target = flagstaff_outbound::RedisTarget::parse(&url)
                 .map_err(|e| ApiError::invalid(format!("host: {e}")))?;
             target
                 .check(integrations.outbound.policy())

@@ -235,7 +235,7 @@ impl BigSegmentEngine {
         let mut connection = target
             .connect(self.integrations.outbound.policy(), settings.redis_timeouts)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| format!("Redis {}: {e}", target.display_address()))?;
         let redis_error = |e: redis::RedisError| format!("Redis {}: {e}", target.display_address());
         loop {
             let cursor = self
