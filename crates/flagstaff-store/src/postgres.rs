@@ -66,6 +66,23 @@ impl PgStore {
         self.pool.close().await;
     }
 
+    /// The stored state of `keys` in one segment (see `segment_members::sql::STATES_BY_KEY_PG`).
+    async fn member_states_chunk(
+        &self,
+        environment_id: &str,
+        segment_key: &str,
+        keys: &[String],
+    ) -> crate::StoreResult<Vec<(String, bool)>> {
+        Ok(
+            sqlx::query_as::<_, (String, bool)>(crate::segment_members::sql::STATES_BY_KEY_PG)
+                .bind(environment_id)
+                .bind(segment_key)
+                .bind(keys)
+                .fetch_all(self.reader())
+                .await?,
+        )
+    }
+
     fn reader(&self) -> &PgPool {
         &self.pool
     }

@@ -109,6 +109,15 @@ pub(crate) mod sql {
         )
     }
 
+    /// Postgres: one primary-key lookup per key. The plain `IN (…)` form lets the planner,
+    /// misled by statistics that lag a fast-growing table (a new cohort of thousands of rows
+    /// before autovacuum has analysed it), scan the whole segment and filter: that made a
+    /// batch cost O(cohort) on Postgres. With every key column fixed by equality the lookup
+    /// can only be an index probe, whatever the statistics say.
+    pub const STATES_BY_KEY_PG: &str = "SELECT k.key, m.included FROM unnest($3::text[]) AS k(key) \
+         CROSS JOIN LATERAL (SELECT included FROM segment_members \
+         WHERE environment_id = $1 AND segment_key = $2 AND context_key = k.key) m";
+
     pub fn states(keys: usize) -> String {
         format!(
             "SELECT context_key, included FROM segment_members WHERE environment_id = ? \
@@ -139,14 +148,10 @@ macro_rules! impl_segment_member_store_for {
             ) -> $crate::StoreResult<Vec<(String, bool)>> {
                 let mut out = Vec::new();
                 for chunk in context_keys.chunks($crate::segment_members::sql::CHUNK) {
-                    let statement = self.dynamic($crate::segment_members::sql::states(chunk.len()));
-                    let mut query = sqlx::query_as::<_, (String, bool)>(&statement)
-                        .bind(environment_id)
-                        .bind(segment_key);
-                    for key in chunk {
-                        query = query.bind(key);
-                    }
-                    out.extend(query.fetch_all(self.reader()).await?);
+                    out.extend(
+                        self.member_states_chunk(environment_id, segment_key, chunk)
+                            .await?,
+                    );
                 }
                 Ok(out)
             }

@@ -85,6 +85,24 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    /// The stored state of `keys` in one segment: SQLite's planner probes the primary key
+    /// for an `IN (…)` list on its last column.
+    async fn member_states_chunk(
+        &self,
+        environment_id: &str,
+        segment_key: &str,
+        keys: &[String],
+    ) -> crate::StoreResult<Vec<(String, bool)>> {
+        let statement = crate::segment_members::sql::states(keys.len());
+        let mut query = sqlx::query_as::<_, (String, bool)>(&statement)
+            .bind(environment_id)
+            .bind(segment_key);
+        for key in keys {
+            query = query.bind(key);
+        }
+        Ok(query.fetch_all(self.reader()).await?)
+    }
+
     fn reader(&self) -> &SqlitePool {
         &self.readers
     }
