@@ -21,10 +21,7 @@ import json
 import logging
 import os
 import sys
-import time
 import traceback
-import urllib.error
-import urllib.request
 import uuid
 
 import ldclient
@@ -34,39 +31,10 @@ from ldclient.config import Config
 from ldclient.feature_store import CacheConfig
 from ldclient.integrations import Redis
 
-URL = os.environ["FLAGSTAFF_URL"].rstrip("/")
-TOKEN = os.environ["FLAGSTAFF_TOKEN"]
+from flagstaff_rest import api, step, wait_for
+
 REDIS_URL = os.environ["FLAGSTAFF_TEST_REDIS_URL"]
-CHANGE_DEADLINE = 1.0
 
-
-def api(method, path, body=None):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(URL + "/api/v2" + path, data=data, method=method)
-    req.add_header("Authorization", TOKEN)
-    if data is not None:
-        req.add_header("Content-Type", "application/json")
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {path} -> {e.code}: {e.read().decode()}") from None
-
-
-def wait_for(what, predicate, deadline=CHANGE_DEADLINE):
-    start = time.monotonic()
-    while True:
-        if predicate():
-            print(f"    seen within {time.monotonic() - start:.3f}s: {what}")
-            return
-        if time.monotonic() - start > deadline:
-            raise AssertionError(f"not seen within {deadline}s: {what}")
-        time.sleep(0.01)
-
-
-def step(name):
-    print(f"  {name}", flush=True)
 
 
 def create_flag(project, key):

@@ -36,7 +36,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 
-use super::{StoreConfigDoc, StoreSyncSettings, plan};
+use super::{StoreConfigDoc, StoreSyncSettings};
 use crate::integrations::Integrations;
 use crate::sdk::SdkHub;
 use crate::sdk::feed::{EnvId, FeedEvent};
@@ -150,32 +150,7 @@ pub(super) struct BigSegmentEngine {
 impl BigSegmentEngine {
     pub(super) async fn run(self) {
         let settings = self.integrations.store_sync_settings.clone();
-        let mut state = match self.store.store_sync_get(&self.doc.id).await {
-            Ok(Some(state)) => state,
-            _ => StoreSyncState {
-                config_id: self.doc.id.clone(),
-                ..StoreSyncState::default()
-            },
-        };
-        let mut failures: u32 = 0;
-        loop {
-            let error = match self.sync(&mut state, &settings).await {
-                Ok(()) => return,
-                Err(error) => error,
-            };
-            failures += 1;
-            let delay = plan::backoff(failures, settings.base_backoff, settings.max_backoff);
-            tracing::warn!(config = %self.doc.id, "big-segment store sync failed (attempt {failures}): {error}");
-            let now = wall_millis();
-            state.last_error = Some(error);
-            state.last_error_at = Some(now);
-            state.failures = failures as i64;
-            state.next_retry_at = Some(now + delay.as_millis() as i64);
-            if let Err(e) = self.store.store_sync_put(&state).await {
-                tracing::warn!(config = %self.doc.id, "big-segment store: recording a failure failed: {e}");
-            }
-            tokio::time::sleep(delay).await;
-        }
+        super::run_until_done(&self, self.store.as_ref(), &self.doc.id, &settings).await;
     }
 
     fn open_target(&self) -> Result<RedisTarget, String> {
@@ -325,6 +300,16 @@ impl BigSegmentEngine {
             }
         }
         Ok(generations)
+    }
+}
+
+impl super::SyncPass for BigSegmentEngine {
+    fn sync_pass<'a>(
+        &'a self,
+        state: &'a mut StoreSyncState,
+        settings: &'a StoreSyncSettings,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.sync(state, settings))
     }
 }
 

@@ -258,27 +258,9 @@ struct Engine {
 impl Engine {
     async fn run(self) {
         let settings = self.integrations.store_sync_settings.clone();
-        let mut state = match self.store.store_sync_get(&self.doc.id).await {
-            Ok(Some(state)) => state,
-            _ => StoreSyncState {
-                config_id: self.doc.id.clone(),
-                ..StoreSyncState::default()
-            },
-        };
-        let mut failures: u32 = 0;
-        loop {
-            // Whatever failed (the configuration, the feed, the store), wait and start over
-            // with a full sync.
-            let error = match self.sync(&mut state, &settings).await {
-                Ok(()) => return,
-                Err(error) => error,
-            };
-            failures += 1;
-            let delay = plan::backoff(failures, settings.base_backoff, settings.max_backoff);
-            self.record_failure(&mut state, &error, failures, delay)
-                .await;
-            tokio::time::sleep(delay).await;
-        }
+        // Whatever failed (the configuration, the feed, the store), wait and start over with
+        // a full sync.
+        run_until_done(&self, self.store.as_ref(), &self.doc.id, &settings).await;
     }
 
     /// Pushes until the environment is deleted (Ok) or a push fails (Err).
@@ -494,23 +476,61 @@ impl Engine {
             }
         }
     }
+}
 
-    async fn record_failure(
-        &self,
-        state: &mut StoreSyncState,
-        error: &str,
-        failures: u32,
-        delay: Duration,
-    ) {
-        tracing::warn!(config = %self.doc.id, "store sync failed (attempt {failures}): {error}");
+/// One pass of an engine: keeps its store current until the environment is deleted (Ok) or
+/// a write fails (Err).
+trait SyncPass: Sync {
+    fn sync_pass<'a>(
+        &'a self,
+        state: &'a mut StoreSyncState,
+        settings: &'a StoreSyncSettings,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>>;
+}
+
+impl SyncPass for Engine {
+    fn sync_pass<'a>(
+        &'a self,
+        state: &'a mut StoreSyncState,
+        settings: &'a StoreSyncSettings,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.sync(state, settings))
+    }
+}
+
+/// Runs an engine's passes until one returns Ok. Each failure is recorded on the
+/// configuration's sync state (shown as `_status`), then the engine backs off and starts over.
+async fn run_until_done(
+    engine: &impl SyncPass,
+    store: &dyn Store,
+    config_id: &str,
+    settings: &StoreSyncSettings,
+) {
+    let mut state = match store.store_sync_get(config_id).await {
+        Ok(Some(state)) => state,
+        _ => StoreSyncState {
+            config_id: config_id.to_string(),
+            ..StoreSyncState::default()
+        },
+    };
+    let mut failures: u32 = 0;
+    loop {
+        let error = match engine.sync_pass(&mut state, settings).await {
+            Ok(()) => return,
+            Err(error) => error,
+        };
+        failures += 1;
+        let delay = plan::backoff(failures, settings.base_backoff, settings.max_backoff);
+        tracing::warn!(config = %config_id, "store sync failed (attempt {failures}): {error}");
         let now = wall_millis();
-        state.last_error = Some(error.to_string());
+        state.last_error = Some(error);
         state.last_error_at = Some(now);
         state.failures = failures as i64;
         state.next_retry_at = Some(now + delay.as_millis() as i64);
-        if let Err(e) = self.store.store_sync_put(state).await {
-            tracing::warn!(config = %self.doc.id, "store sync: recording a failure failed: {e}");
+        if let Err(e) = store.store_sync_put(&state).await {
+            tracing::warn!(config = %config_id, "store sync: recording a failure failed: {e}");
         }
+        tokio::time::sleep(delay).await;
     }
 }
 
