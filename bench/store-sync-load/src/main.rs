@@ -106,18 +106,21 @@ struct Sink {
 async fn start_sink() -> Result<(String, Arc<Sink>)> {
     let sink = Arc::new(Sink::default());
     let shared = sink.clone();
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| {
-        let shared = shared.clone();
-        async move {
-            shared
-                .pushes
-                .lock()
-                .unwrap()
-                .push((Instant::now(), body.len()));
-            shared.arrived.notify_waiters();
-            axum::Json(json!({"success": true}))
-        }
-    });
+    let app = axum::Router::new()
+        .fallback(move |body: axum::body::Bytes| {
+            let shared = shared.clone();
+            async move {
+                shared
+                    .pushes
+                    .lock()
+                    .unwrap()
+                    .push((Instant::now(), body.len()));
+                shared.arrived.notify_waiters();
+                axum::Json(json!({"success": true}))
+            }
+        })
+        // A 5,000-flag environment is several MB: lift axum's 2 MB default, as a KV store would.
+        .layer(axum::extract::DefaultBodyLimit::disable());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -231,12 +234,19 @@ async fn main() -> Result<()> {
                 .await?;
             }
             for i in (client..segments).step_by(clients) {
+                // A segment is created empty (LaunchDarkly's SegmentBody has no members),
+                // then given one member.
                 api.call(
                     reqwest::Method::POST,
                     "/segments/big/production",
+                    Some(json!({"key": format!("seg-{i}"), "name": format!("Segment {i}")})),
+                )
+                .await?;
+                api.call(
+                    reqwest::Method::PATCH,
+                    &format!("/segments/big/production/seg-{i}"),
                     Some(
-                        json!({"key": format!("seg-{i}"), "name": format!("Segment {i}"),
-                        "included": [format!("user-{i}")]}),
+                        json!([{"op": "add", "path": "/included/-", "value": format!("user-{i}")}]),
                     ),
                 )
                 .await?;
