@@ -49,6 +49,10 @@ fn integrations() -> Integrations {
         max_backoff: Duration::from_millis(200),
         ..StoreSyncSettings::default()
     })
+    // A push held by the receiver during the rapid changes must not time out on a loaded
+    // machine: a timed-out push is retried, and when the receiver releases both, the stale
+    // one can be recorded last (an HTTP store cannot order two PUTs it answers together).
+    .with_outbound_request_timeout(Duration::from_secs(120))
 }
 
 async fn app_on(backend: Backend) -> Option<TestApp> {
@@ -256,11 +260,13 @@ async fn generic_feature_store_gets_the_previewed_request_coalesced_and_retried(
     let before = pushes(&receiver).len();
     rapid_changes(&app, "hs").await;
     receiver.release();
-    let final_state = latest_all(&app, &sdk_key).await;
+    // The SDK feed applies a commit just after the PATCH answers, so the final state is read
+    // again on every attempt rather than once.
     eventually("the final state pushed", || {
         let got = pushes(&receiver);
-        let final_state = final_state.clone();
+        let (app, sdk_key) = (&app, &sdk_key);
         async move {
+            let final_state = latest_all(app, sdk_key).await;
             match got.last() {
                 Some(last) if last.json() == final_state => Ok(()),
                 _ => Err("not yet".into()),
@@ -281,7 +287,12 @@ async fn generic_feature_store_gets_the_previewed_request_coalesced_and_retried(
 
     // The partner fails: the error is visible, the push is retried, and it converges.
     receiver.respond_with(500);
-    toggle(&app, "hs", "f", true).await;
+    // A real change whatever state the concurrent changes left (setting the same value
+    // changes nothing and pushes nothing).
+    let on = app.get("/api/v2/flags/hs/f").await.expect(200)["environments"]["production"]["on"]
+        .as_bool()
+        .unwrap();
+    toggle(&app, "hs", "f", !on).await;
     let path = format!(
         "/api/v2/integration-capabilities/featureStore/hs/production/generic-feature-store/{id}"
     );
@@ -302,11 +313,11 @@ async fn generic_feature_store_gets_the_previewed_request_coalesced_and_retried(
     })
     .await;
     receiver.respond_with(200);
-    let final_state = latest_all(&app, &sdk_key).await;
     eventually("converged after the 500s", || {
         let got = pushes(&receiver);
-        let final_state = final_state.clone();
+        let (app, sdk_key) = (&app, &sdk_key);
         async move {
+            let final_state = latest_all(app, sdk_key).await;
             match got.last() {
                 Some(last) if last.json() == final_state => Ok(()),
                 _ => Err("not yet".into()),
@@ -681,11 +692,13 @@ async fn every_catalogue_feature_store_receives_the_previewed_request() {
         let before = pushes(&receiver).len();
         rapid_changes(&app, &project).await;
         receiver.release();
-        let want = body_value(render(&latest_all(&app, &sdk_key).await).body.as_bytes());
+        // Read again on every attempt: the SDK feed applies the last commit just after its
+        // PATCH answers.
         eventually(&format!("{key}: final state pushed"), || {
             let got = pushes(&receiver);
-            let want = want.clone();
+            let (app, sdk_key, render) = (&app, &sdk_key, &render);
             async move {
+                let want = body_value(render(&latest_all(app, sdk_key).await).body.as_bytes());
                 match got.last() {
                     Some(last) if body_value(&last.body) == want => Ok(()),
                     _ => Err("not yet".into()),

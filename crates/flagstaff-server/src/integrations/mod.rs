@@ -208,6 +208,19 @@ impl Integrations {
     }
 
     /// Replaces the persistent-store sync settings (backoff, Redis timeouts).
+    /// Replaces the outbound client's per-request time limit (tests that hold a receiver's
+    /// answers longer than the 10 s default).
+    pub fn with_outbound_request_timeout(mut self, timeout: std::time::Duration) -> Self {
+        if let Ok(client) = SafeClient::new(SafeClientConfig {
+            policy: self.outbound.policy().clone(),
+            request_timeout: timeout,
+            ..SafeClientConfig::default()
+        }) {
+            self.outbound = Arc::new(client);
+        }
+        self
+    }
+
     pub fn with_store_sync_settings(mut self, settings: stores::StoreSyncSettings) -> Self {
         self.store_sync_settings = settings;
         self
