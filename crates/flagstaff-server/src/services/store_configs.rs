@@ -202,19 +202,12 @@ impl Services {
             )
             .await?
         };
-        let mut actions = Vec::new();
-        if after.name != before.name {
-            actions.push("updateName");
-        }
-        if config != before.config {
-            actions.push("updateConfiguration");
-        }
-        if after.on != before.on {
-            actions.push("updateOn");
-        }
-        if after.tags != before.tags {
-            actions.push("updateTags");
-        }
+        let actions = super::webhooks::configuration_actions(
+            (&before.name, &after.name),
+            (&before.config, &config),
+            (before.on, after.on),
+            (&before.tags, &after.tags),
+        );
         if actions.is_empty() {
             return Ok(before);
         }

@@ -747,19 +747,12 @@ impl Services {
             // Turning on a requiresOAuth integration needs a connection, as configuring does.
             super::integration_oauth::connected_base_uri(self.store.as_ref(), &integration).await?;
         }
-        let mut actions = Vec::new();
-        if after.name != before.name {
-            actions.push("updateName");
-        }
-        if config != before.config {
-            actions.push("updateConfiguration");
-        }
-        if after.on != before.on {
-            actions.push("updateOn");
-        }
-        if after.tags != before.tags {
-            actions.push("updateTags");
-        }
+        let mut actions = configuration_actions(
+            (&before.name, &after.name),
+            (&before.config, &config),
+            (before.on, after.on),
+            (&before.tags, &after.tags),
+        );
         if after.statements != before.statements {
             actions.push("updateStatements");
         }
@@ -995,4 +988,28 @@ pub fn masked_values(
             }
         })
         .collect()
+}
+
+/// The audit actions of an edit to an integration configuration's common fields (name,
+/// form values, on/off, tags), as `(before, after)` pairs.
+pub(crate) fn configuration_actions(
+    name: (&String, &String),
+    config: (&Map<String, Value>, &Map<String, Value>),
+    on: (bool, bool),
+    tags: (&Vec<String>, &Vec<String>),
+) -> Vec<&'static str> {
+    let mut actions = Vec::new();
+    if name.0 != name.1 {
+        actions.push("updateName");
+    }
+    if config.0 != config.1 {
+        actions.push("updateConfiguration");
+    }
+    if on.0 != on.1 {
+        actions.push("updateOn");
+    }
+    if tags.0 != tags.1 {
+        actions.push("updateTags");
+    }
+    actions
 }
