@@ -37,8 +37,12 @@ fn conformance_dir() -> PathBuf {
 }
 
 fn integrations() -> Integrations {
+    integrations_from(conformance_dir().join("integration-framework/integrations"))
+}
+
+fn integrations_from(catalogue: PathBuf) -> Integrations {
     Integrations::new(
-        vec![conformance_dir().join("integration-framework/integrations")],
+        vec![catalogue],
         SecretBox::new([9; 32]),
         OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
         DeliverySettings::default(),
@@ -597,15 +601,7 @@ async fn every_catalogue_feature_store_receives_the_previewed_request() {
     );
     let catalogue_dir = dir.path().to_path_buf();
     let app = TestApp::sqlite_with(move |state: AppState| {
-        state.with_integrations(
-            Integrations::new(
-                vec![catalogue_dir],
-                SecretBox::new([9; 32]),
-                OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
-                DeliverySettings::default(),
-            )
-            .unwrap(),
-        )
+        state.with_integrations(integrations_from(catalogue_dir))
     })
     .await;
     for (index, (key, form)) in stores.iter().enumerate() {
@@ -655,12 +651,15 @@ async fn every_catalogue_feature_store_receives_the_previewed_request() {
                 None => url.path().to_string(),
             }
         };
-        // Pushes of this configuration: requests to its rendered path.
-        let push_uri = want_uri(&render(&json!({})).url);
+        // Pushes of this configuration: requests to its rendered path with its method. Some
+        // manifests (convex) validate with a GET to the push URL, and that GET is sent after
+        // the create commits, so it can land after the first push.
+        let push_request = render(&json!({}));
+        let (push_uri, push_method) = (want_uri(&push_request.url), push_request.method.clone());
         let pushes = |r: &Receiver| -> Vec<flagstaff_testkit::receiver::Received> {
             r.received()[seen_before..]
                 .iter()
-                .filter(|x| x.uri == push_uri)
+                .filter(|x| x.uri == push_uri && x.method == push_method)
                 .cloned()
                 .collect()
         };

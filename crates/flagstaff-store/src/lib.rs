@@ -272,6 +272,9 @@ pub trait Store:
     async fn get(&self, target: &EntityRef) -> StoreResult<Option<StoredEntity>>;
     /// All entities of a kind in a scope, ordered by key.
     async fn list(&self, kind: EntityKind, scope: &str) -> StoreResult<Vec<StoredEntity>>;
+    /// All entities of a kind in every scope, as `(scope, entity)` ordered by scope and key:
+    /// one range of the primary key, for background tasks that watch one kind everywhere.
+    async fn list_kind(&self, kind: EntityKind) -> StoreResult<Vec<(String, StoredEntity)>>;
     async fn resolve_alias(&self, alias: &str) -> StoreResult<Option<EntityRef>>;
     /// Commits the change set atomically. Returns the outbox sequence numbers assigned.
     async fn commit(&self, change: ChangeSet) -> StoreResult<Vec<i64>>;
@@ -327,6 +330,8 @@ pub(crate) mod sql {
         "SELECT key, version, doc FROM entities WHERE kind = ? AND scope = ? AND key = ?";
     pub const LIST: &str =
         "SELECT key, version, doc FROM entities WHERE kind = ? AND scope = ? ORDER BY key";
+    pub const LIST_KIND: &str =
+        "SELECT scope, key, version, doc FROM entities WHERE kind = ? ORDER BY scope, key";
     pub const RESOLVE_ALIAS: &str = "SELECT kind, scope, key FROM entity_aliases WHERE alias = ?";
     pub const INSERT: &str = "INSERT INTO entities (kind, scope, key, version, doc) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING";
     pub const INSERT_ALIAS: &str = "INSERT INTO entity_aliases (alias, kind, scope, key) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING";
@@ -359,6 +364,7 @@ pub(crate) mod sql {
     pub const ALL: &[&str] = &[
         GET,
         LIST,
+        LIST_KIND,
         RESOLVE_ALIAS,
         INSERT,
         INSERT_ALIAS,
@@ -437,6 +443,23 @@ macro_rules! impl_store_for {
                 Ok(rows
                     .into_iter()
                     .map(|(key, version, doc)| $crate::StoredEntity { key, version, doc })
+                    .collect())
+            }
+
+            async fn list_kind(
+                &self,
+                kind: $crate::EntityKind,
+            ) -> $crate::StoreResult<Vec<(String, $crate::StoredEntity)>> {
+                let rows: Vec<(String, String, i64, String)> =
+                    sqlx::query_as(self.sql($crate::sql::LIST_KIND))
+                        .bind(kind.as_str())
+                        .fetch_all(self.reader())
+                        .await?;
+                Ok(rows
+                    .into_iter()
+                    .map(|(scope, key, version, doc)| {
+                        (scope, $crate::StoredEntity { key, version, doc })
+                    })
                     .collect())
             }
 

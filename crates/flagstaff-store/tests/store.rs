@@ -134,6 +134,21 @@ async fn change_sets_are_atomic_and_version_guarded() {
             ))
             .await
             .unwrap();
+        // One kind across every scope, ordered by scope then key; other kinds left out.
+        let flags: Vec<(String, String)> = store
+            .list_kind(EntityKind::Flag)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(scope, e)| (scope, e.key))
+            .collect();
+        assert_eq!(
+            flags,
+            vec![("proj".into(), "a".into()), ("proj2".into(), "x".into())]
+        );
+        let segments = store.list_kind(EntityKind::Segment).await.unwrap();
+        assert_eq!(segments.len(), 1);
+        assert_eq!(segments[0].0, "proj/production");
         store
             .commit(change(
                 vec![EntityWrite::DeleteScope {

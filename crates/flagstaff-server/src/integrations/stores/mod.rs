@@ -139,15 +139,10 @@ impl StoreSync {
         capability: StoreCapability,
     ) -> crate::error::ApiResult<Vec<(StoreConfigDoc, i64)>> {
         let mut all = Vec::new();
-        for project in store.list(EntityKind::Project, "").await? {
-            for env in store.list(EntityKind::Environment, &project.key).await? {
-                let scope = format!("{}/{}", project.key, env.key);
-                for stored in store.list(EntityKind::StoreConfig, &scope).await? {
-                    let doc: StoreConfigDoc = crate::services::decode(&stored.doc)?;
-                    if doc.capability == capability {
-                        all.push((doc, stored.version));
-                    }
-                }
+        for (_scope, stored) in store.list_kind(EntityKind::StoreConfig).await? {
+            let doc: StoreConfigDoc = crate::services::decode(&stored.doc)?;
+            if doc.capability == capability {
+                all.push((doc, stored.version));
             }
         }
         Ok(all)
