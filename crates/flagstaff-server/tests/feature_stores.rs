@@ -710,3 +710,138 @@ async fn every_catalogue_feature_store_receives_the_previewed_request() {
         println!("{key}: 100 changes, {during} pushes; the last one current");
     }
 }
+
+// -- several nodes -----------------------------------------------------------------------
+
+/// Test settings with leases that renew quickly but last long enough that a loaded machine
+/// does not lose one between renewals.
+fn leased_integrations() -> Integrations {
+    integrations().with_store_sync_settings(StoreSyncSettings {
+        base_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(200),
+        lease_ttl: Duration::from_secs(10),
+        lease_renew: Duration::from_millis(100),
+        ..StoreSyncSettings::default()
+    })
+}
+
+/// The bodies of the pushes to `/store`, oldest first.
+fn store_pushes(receiver: &Receiver) -> Vec<Value> {
+    receiver
+        .received()
+        .into_iter()
+        .filter(|x| x.uri.starts_with("/store"))
+        .map(|x| x.json())
+        .collect()
+}
+
+/// Waits until the last push to `/store` is the environment as SDKs get it now.
+async fn store_push_current(app: &TestApp, sdk_key: &str, receiver: &Receiver, what: &str) {
+    eventually(what, || {
+        let got = store_pushes(receiver);
+        async move {
+            let current = latest_all(app, sdk_key).await;
+            match got.last() {
+                Some(last) if *last == current => Ok(()),
+                _ => Err(format!("{} pushes", got.len())),
+            }
+        }
+    })
+    .await;
+}
+
+/// Two nodes over one database both run an engine for the configuration; only the lease
+/// holder writes, so each state reaches the store once. When the holder shuts down, the other
+/// node takes over.
+async fn one_writer_per_store_across_nodes(backend: Backend) {
+    let node_a_runtime = Arc::new(std::sync::OnceLock::new());
+    let node_b_runtime = Arc::new(std::sync::OnceLock::new());
+    let slot = node_a_runtime.clone();
+    let Some(node_a) = TestApp::on_with(backend, move |state: AppState| {
+        let state = state.with_integrations(leased_integrations());
+        let _ = slot.set(state.integrations.clone());
+        state
+    })
+    .await
+    else {
+        return;
+    };
+    let slot = node_b_runtime.clone();
+    let node_b = node_a
+        .another_node(move |state: AppState| {
+            let state = state.with_integrations(leased_integrations());
+            let _ = slot.set(state.integrations.clone());
+            state
+        })
+        .await;
+    let receiver = Receiver::start().await;
+    let sdk_key = project_with_flag(&node_a, "ln", "f").await;
+    node_a
+        .post(
+            "/api/v2/integration-capabilities/featureStore/ln/production/generic-feature-store",
+            json!({"name": "edge", "on": true, "config": {
+                "featureStoreReqUrl": format!("{}/store", receiver.base_url),
+                "validationReqUrl": format!("{}/validate", receiver.base_url),
+            }}),
+        )
+        .await
+        .expect(201);
+    // Node B reads configurations every 5 s; read them now so both engines run from here.
+    node_b_runtime.get().unwrap().reload_store_sync().await;
+
+    let pushes = || store_pushes(&receiver);
+    store_push_current(&node_a, &sdk_key, &receiver, "first push").await;
+    for on in [true, false, true, false] {
+        toggle(&node_a, "ln", "f", on).await;
+        store_push_current(&node_a, &sdk_key, &receiver, "change pushed").await;
+    }
+    // Give the standby node time to push (its feed polls the database every 500 ms) if it
+    // were writing too: two writers would push every state twice.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let seen = pushes();
+    for (i, push) in seen.iter().enumerate() {
+        assert!(
+            !seen[..i].contains(push),
+            "state {i} pushed twice: two nodes wrote the store ({} pushes)",
+            seen.len()
+        );
+    }
+
+    // Node A shuts down its engines and hands the lease over: node B writes from now on,
+    // whichever of the two held it. Node B starts with a full push, which may repeat the
+    // last state node A pushed; after that, every state once.
+    let node_a_sync = node_a_runtime.get().unwrap();
+    node_a_sync.store_sync.get().unwrap().shutdown().await;
+    let handed_over_at = pushes().len();
+    toggle(&node_b, "ln", "f", true).await;
+    store_push_current(
+        &node_b,
+        &sdk_key,
+        &receiver,
+        "pushed by node B after A stopped",
+    )
+    .await;
+    // A stopped node stays stopped, whatever asks it to re-read the configurations.
+    node_a_sync.reload_store_sync().await;
+    toggle(&node_b, "ln", "f", false).await;
+    store_push_current(&node_b, &sdk_key, &receiver, "and keeps writing").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = pushes().split_off(handed_over_at);
+    for (i, push) in after.iter().enumerate() {
+        assert!(
+            !after[..i].contains(push),
+            "state {i} after the handover pushed twice ({} pushes)",
+            after.len()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_store_across_nodes_sqlite() {
+    one_writer_per_store_across_nodes(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_per_store_across_nodes_postgres() {
+    one_writer_per_store_across_nodes(Backend::Postgres).await;
+}

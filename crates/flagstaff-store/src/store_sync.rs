@@ -28,14 +28,32 @@ pub trait StoreSyncStore {
     /// Inserts or replaces the row of `state.config_id`.
     async fn store_sync_put(&self, state: &StoreSyncState) -> StoreResult<()>;
     async fn store_sync_delete(&self, config_id: &str) -> StoreResult<()>;
+    /// Takes or renews the lease on a configuration's engine for `owner` until `until`
+    /// (milliseconds). True when `owner` holds it now: it was free, had lapsed before `now`,
+    /// or was `owner`'s already. Atomic, so two nodes never both get it.
+    async fn store_sync_lease(
+        &self,
+        config_id: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> StoreResult<bool>;
+    /// Gives up every lease `owner` holds (a node shutting down), so another node takes over
+    /// without waiting for them to lapse. Returns how many were held.
+    async fn store_sync_release(&self, owner: &str) -> StoreResult<u64>;
 }
 
 pub(crate) mod sql {
     pub const GET: &str = "SELECT config_id, pushed_version, pushed_at, last_error, last_error_at, failures, next_retry_at FROM store_sync WHERE config_id = ?";
     pub const PUT: &str = "INSERT INTO store_sync (config_id, pushed_version, pushed_at, last_error, last_error_at, failures, next_retry_at) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (config_id) DO UPDATE SET pushed_version = excluded.pushed_version, pushed_at = excluded.pushed_at, last_error = excluded.last_error, last_error_at = excluded.last_error_at, failures = excluded.failures, next_retry_at = excluded.next_retry_at";
     pub const DELETE: &str = "DELETE FROM store_sync WHERE config_id = ?";
+    /// The conflict branch updates only when the lease is free, lapsed or already the
+    /// caller's; otherwise no row changes and the caller is told it does not hold it.
+    pub const LEASE: &str = "INSERT INTO store_sync (config_id, pushed_version, failures, lease_owner, lease_until) VALUES (?, 0, 0, ?, ?) ON CONFLICT (config_id) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until WHERE store_sync.lease_owner IS NULL OR store_sync.lease_owner = excluded.lease_owner OR store_sync.lease_until < ?";
+    pub const RELEASE: &str =
+        "UPDATE store_sync SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?";
 
-    pub const ALL: &[&str] = &[GET, PUT, DELETE];
+    pub const ALL: &[&str] = &[GET, PUT, DELETE, LEASE, RELEASE];
 }
 
 pub(crate) type SyncRow = (
@@ -106,6 +124,37 @@ macro_rules! impl_store_sync_for {
                     .await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn store_sync_lease(
+                &self,
+                config_id: &str,
+                owner: &str,
+                now: i64,
+                until: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let changed = sqlx::query(self.sql($crate::store_sync::sql::LEASE))
+                    .bind(config_id)
+                    .bind(owner)
+                    .bind(until)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(changed == 1)
+            }
+
+            async fn store_sync_release(&self, owner: &str) -> $crate::StoreResult<u64> {
+                let mut tx = self.begin_write().await?;
+                let released = sqlx::query(self.sql($crate::store_sync::sql::RELEASE))
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(released)
             }
         }
     };

@@ -451,3 +451,65 @@ async fn deliveries_leased_at_commit_wait_for_their_lease_and_batches_record_in_
         cleanup(pg).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_sync_leases_go_to_one_owner_at_a_time() {
+    for (store, pg, _dir) in stores().await {
+        let id = "config-1";
+        assert!(store.store_sync_lease(id, "a", 1_000, 2_000).await.unwrap());
+        assert!(!store.store_sync_lease(id, "b", 1_500, 2_500).await.unwrap());
+        // The holder renews; the other node is still refused until the renewed lease lapses.
+        assert!(store.store_sync_lease(id, "a", 1_900, 3_000).await.unwrap());
+        assert!(!store.store_sync_lease(id, "b", 2_500, 3_500).await.unwrap());
+        // Recording sync state leaves the lease alone.
+        let state = flagstaff_store::StoreSyncState {
+            config_id: id.into(),
+            pushed_version: 7,
+            failures: 0,
+            ..Default::default()
+        };
+        store.store_sync_put(&state).await.unwrap();
+        assert!(!store.store_sync_lease(id, "b", 2_600, 3_600).await.unwrap());
+        assert_eq!(
+            store
+                .store_sync_get(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .pushed_version,
+            7
+        );
+        // Lapsed: the other node takes it, and the old holder is refused.
+        assert!(store.store_sync_lease(id, "b", 3_001, 4_000).await.unwrap());
+        assert!(!store.store_sync_lease(id, "a", 3_100, 4_100).await.unwrap());
+        // Taking a lease keeps where the sync stands.
+        assert_eq!(
+            store
+                .store_sync_get(id)
+                .await
+                .unwrap()
+                .unwrap()
+                .pushed_version,
+            7
+        );
+        // Released at shutdown: free at once, whatever its expiry.
+        assert_eq!(store.store_sync_release("b").await.unwrap(), 1);
+        assert_eq!(store.store_sync_release("b").await.unwrap(), 0);
+        assert!(store.store_sync_lease(id, "a", 3_200, 4_200).await.unwrap());
+
+        // Many nodes asking at once for a fresh configuration: exactly one gets it.
+        let mut attempts = tokio::task::JoinSet::new();
+        for n in 0..16 {
+            let store = store.clone();
+            attempts.spawn(async move {
+                store
+                    .store_sync_lease("config-2", &format!("node-{n}"), 10, 20)
+                    .await
+                    .unwrap()
+            });
+        }
+        let granted = attempts.join_all().await;
+        assert_eq!(granted.iter().filter(|g| **g).count(), 1, "{granted:?}");
+        cleanup(pg).await;
+    }
+}

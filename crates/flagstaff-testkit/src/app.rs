@@ -152,6 +152,26 @@ impl TestApp {
         Self::start_configured(Backend::Sqlite, store, Some(dir), None, configure).await
     }
 
+    /// Another node over this one's database: its own server, state and background workers,
+    /// as a second Flagstaff process behind the same load balancer. Postgres: its own
+    /// connection pool on the same schema. SQLite (single-node in production): the same
+    /// store, which still exercises how nodes coordinate through the database.
+    pub async fn another_node(
+        &self,
+        configure: impl FnOnce(flagstaff_server::AppState) -> flagstaff_server::AppState,
+    ) -> TestApp {
+        let store: Arc<dyn Store> = match &self.pg_schema {
+            Some((url, schema)) => Arc::new(
+                PgStore::connect(url, Some(schema))
+                    .await
+                    .expect("a second pool on the test schema"),
+            ),
+            None => self.store.clone(),
+        };
+        // The schema and the SQLite directory stay with the first node.
+        Self::start_configured(self.backend, store, None, None, configure).await
+    }
+
     async fn start(
         backend: Backend,
         store: Arc<dyn Store>,

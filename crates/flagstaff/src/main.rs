@@ -309,6 +309,7 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, database = store.dialect(), "Flagstaff is serving the REST API at /api/v2");
     let sdk = state.sdk.clone();
+    let integrations = state.integrations.clone();
     flagstaff_server::serve(
         listener,
         flagstaff_server::app(state.with_rate_limit(args.rate_limit)),
@@ -319,6 +320,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
         },
     )
     .await?;
+    // Hand this node's feature stores to the other nodes now rather than when leases lapse.
+    if let Some(store_sync) = integrations.store_sync.get() {
+        store_sync.shutdown().await;
+    }
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -141,6 +141,7 @@ pub fn batch_pipeline(
 
 /// One task per enabled big-segment-store configuration.
 pub(super) struct BigSegmentEngine {
+    pub(super) node: Arc<str>,
     pub(super) store: Arc<dyn Store>,
     pub(super) sdk: Arc<SdkHub>,
     pub(super) integrations: Arc<Integrations>,
@@ -150,7 +151,14 @@ pub(super) struct BigSegmentEngine {
 impl BigSegmentEngine {
     pub(super) async fn run(self) {
         let settings = self.integrations.store_sync_settings.clone();
-        super::run_until_done(&self, self.store.as_ref(), &self.doc.id, &settings).await;
+        super::run_until_done(
+            &self,
+            self.store.as_ref(),
+            &self.doc.id,
+            &self.node,
+            &settings,
+        )
+        .await;
     }
 
     fn open_target(&self) -> Result<RedisTarget, String> {

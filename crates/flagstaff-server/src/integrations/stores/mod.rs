@@ -84,6 +84,11 @@ pub struct StoreSyncSettings {
     /// How often a big-segment store's `synchronized_on` is refreshed when nothing changes
     /// (SDKs call a store stale after about two minutes without a refresh).
     pub big_segment_refresh: Duration,
+    /// How long a node's lease on a configuration lasts without renewal: the longest a store
+    /// goes unwritten after its node dies without releasing it.
+    pub lease_ttl: Duration,
+    /// How often the holder renews its leases, and a standby node asks for them.
+    pub lease_renew: Duration,
 }
 
 impl Default for StoreSyncSettings {
@@ -93,17 +98,24 @@ impl Default for StoreSyncSettings {
             max_backoff: Duration::from_secs(60),
             redis_timeouts: RedisTimeouts::default(),
             big_segment_refresh: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(30),
+            lease_renew: Duration::from_secs(10),
         }
     }
 }
 
-/// Runs one engine per enabled featureStore or big-segment-store configuration.
+/// Runs one engine per enabled featureStore or big-segment-store configuration. Every node
+/// runs them all; an engine writes only while its node holds the configuration's lease
+/// (`store_sync.lease_owner`), so one node at a time writes each store.
 pub struct StoreSync {
+    /// This node's name in leases: random per process, so a restarted node is a new owner.
+    node: Arc<str>,
     store: Arc<dyn Store>,
     sdk: Arc<SdkHub>,
     integrations: Arc<Integrations>,
     engines: Mutex<HashMap<String, (i64, JoinHandle<()>)>>,
     reload_lock: tokio::sync::Mutex<()>,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 impl StoreSync {
@@ -111,11 +123,13 @@ impl StoreSync {
     /// made on other nodes) and after every configuration change on this node.
     pub fn start(store: Arc<dyn Store>, sdk: Arc<SdkHub>, integrations: Arc<Integrations>) {
         let sync = Arc::new(Self {
+            node: uuid::Uuid::new_v4().to_string().into(),
             store,
             sdk,
             integrations: integrations.clone(),
             engines: Mutex::new(HashMap::new()),
             reload_lock: tokio::sync::Mutex::new(()),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         });
         if integrations.store_sync.set(sync.clone()).is_err() {
             return;
@@ -124,6 +138,9 @@ impl StoreSync {
         tokio::spawn(async move {
             loop {
                 let Some(sync) = weak.upgrade() else { return };
+                if sync.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
                 if let Err(e) = sync.reload().await {
                     tracing::warn!("store sync: reading the configurations failed: {e}");
                 }
@@ -152,6 +169,9 @@ impl StoreSync {
     /// disabled ones.
     pub async fn reload(self: &Arc<Self>) -> crate::error::ApiResult<()> {
         let _one_at_a_time = self.reload_lock.lock().await;
+        if self.stopped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Ok(());
+        }
         let mut wanted: HashMap<String, (StoreConfigDoc, i64)> = HashMap::new();
         for capability in [
             StoreCapability::FeatureStore,
@@ -178,6 +198,7 @@ impl StoreSync {
             let task = match doc.capability {
                 StoreCapability::FeatureStore => tokio::spawn(
                     Engine {
+                        node: self.node.clone(),
                         store: self.store.clone(),
                         sdk: self.sdk.clone(),
                         integrations: self.integrations.clone(),
@@ -187,6 +208,7 @@ impl StoreSync {
                 ),
                 StoreCapability::BigSegmentStore => tokio::spawn(
                     big_segments::BigSegmentEngine {
+                        node: self.node.clone(),
                         store: self.store.clone(),
                         sdk: self.sdk.clone(),
                         integrations: self.integrations.clone(),
@@ -198,6 +220,26 @@ impl StoreSync {
             engines.insert(id, (version, task));
         }
         Ok(())
+    }
+
+    /// Stops every engine of this node and releases its leases, so other nodes take over
+    /// at their next renewal instead of after the leases lapse. Called at graceful shutdown.
+    pub async fn shutdown(&self) {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        self.stopped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for (_, (_, handle)) in self
+            .engines
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+        {
+            handle.abort();
+        }
+        match self.store.store_sync_release(&self.node).await {
+            Ok(released) => tracing::info!("store sync: released {released} lease(s)"),
+            Err(e) => tracing::warn!("store sync: releasing the leases failed: {e}"),
+        }
     }
 }
 
@@ -244,6 +286,7 @@ struct Pushed {
 }
 
 struct Engine {
+    node: Arc<str>,
     store: Arc<dyn Store>,
     sdk: Arc<SdkHub>,
     integrations: Arc<Integrations>,
@@ -255,7 +298,14 @@ impl Engine {
         let settings = self.integrations.store_sync_settings.clone();
         // Whatever failed (the configuration, the feed, the store), wait and start over with
         // a full sync.
-        run_until_done(&self, self.store.as_ref(), &self.doc.id, &settings).await;
+        run_until_done(
+            &self,
+            self.store.as_ref(),
+            &self.doc.id,
+            &self.node,
+            &settings,
+        )
+        .await;
     }
 
     /// Pushes until the environment is deleted (Ok) or a push fails (Err).
@@ -493,26 +543,37 @@ impl SyncPass for Engine {
     }
 }
 
-/// Runs an engine's passes until one returns Ok. Each failure is recorded on the
-/// configuration's sync state (shown as `_status`), then the engine backs off and starts over.
+/// Runs an engine's passes until one returns Ok, while this node holds the configuration's
+/// lease. Each failure is recorded on the configuration's sync state (shown as `_status`),
+/// then the engine backs off and starts over. Without the lease it stands by; losing it
+/// stops the pass at once (the next holder starts with a full sync).
 async fn run_until_done(
     engine: &impl SyncPass,
     store: &dyn Store,
     config_id: &str,
+    node: &str,
     settings: &StoreSyncSettings,
 ) {
-    let mut state = match store.store_sync_get(config_id).await {
-        Ok(Some(state)) => state,
-        _ => StoreSyncState {
-            config_id: config_id.to_string(),
-            ..StoreSyncState::default()
-        },
-    };
     let mut failures: u32 = 0;
     loop {
-        let error = match engine.sync_pass(&mut state, settings).await {
-            Ok(()) => return,
-            Err(error) => error,
+        acquire_lease(store, config_id, node, settings).await;
+        // Read where the store stands on every acquisition: another node may have written it.
+        let mut state = match store.store_sync_get(config_id).await {
+            Ok(Some(state)) => state,
+            _ => StoreSyncState {
+                config_id: config_id.to_string(),
+                ..StoreSyncState::default()
+            },
+        };
+        let error = tokio::select! {
+            outcome = engine.sync_pass(&mut state, settings) => match outcome {
+                Ok(()) => return,
+                Err(error) => error,
+            },
+            () = keep_lease(store, config_id, node, settings) => {
+                tracing::info!(config = %config_id, "store sync: lease lost; standing by");
+                continue;
+            }
         };
         failures += 1;
         let delay = plan::backoff(failures, settings.base_backoff, settings.max_backoff);
@@ -525,7 +586,56 @@ async fn run_until_done(
         if let Err(e) = store.store_sync_put(&state).await {
             tracing::warn!(config = %config_id, "store sync: recording a failure failed: {e}");
         }
-        tokio::time::sleep(delay).await;
+        // Still the writer while backing off: a long backoff must not hand the store over.
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = keep_lease(store, config_id, node, settings) => {}
+        }
+    }
+}
+
+/// Waits until this node holds the configuration's lease.
+async fn acquire_lease(
+    store: &dyn Store,
+    config_id: &str,
+    node: &str,
+    settings: &StoreSyncSettings,
+) {
+    loop {
+        let now = wall_millis();
+        let until = now + settings.lease_ttl.as_millis() as i64;
+        match store.store_sync_lease(config_id, node, now, until).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(config = %config_id, "store sync: taking the lease failed: {e}")
+            }
+        }
+        tokio::time::sleep(settings.lease_renew).await;
+    }
+}
+
+/// Renews this node's lease until it is lost: another node holds it, or it could not be
+/// renewed before it lapsed.
+async fn keep_lease(store: &dyn Store, config_id: &str, node: &str, settings: &StoreSyncSettings) {
+    let ttl = settings.lease_ttl.as_millis() as i64;
+    let mut held_until = wall_millis() + ttl;
+    loop {
+        tokio::time::sleep(settings.lease_renew).await;
+        let now = wall_millis();
+        match store
+            .store_sync_lease(config_id, node, now, now + ttl)
+            .await
+        {
+            Ok(true) => held_until = now + ttl,
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(config = %config_id, "store sync: renewing the lease failed: {e}");
+                if wall_millis() >= held_until {
+                    return;
+                }
+            }
+        }
     }
 }
 
