@@ -190,8 +190,5 @@ async fn commit_with(
         .commit(None, now_millis(), change)
         .await
         .map(|_| ())
-        .map_err(|e| match e {
-            super::CommitError::Api(e) => e,
-            super::CommitError::Conflict(what) => ApiError::Conflict(what),
-        })
+        .map_err(super::CommitError::already_exists)
 }

@@ -110,13 +110,6 @@ pub fn validate_link(link: &FlagLink, integration: Option<&Integration>) -> ApiR
     Ok(())
 }
 
-fn conflict(e: CommitError) -> ApiError {
-    match e {
-        CommitError::Api(e) => e,
-        CommitError::Conflict(what) => ApiError::OptimisticLock(what),
-    }
-}
-
 impl Services {
     pub async fn list_flag_links(&self, project: &str, flag: &str) -> ApiResult<Vec<FlagLink>> {
         self.get_flag(project, flag).await?;
@@ -188,7 +181,7 @@ impl Services {
         self.commit(Some(caller), now, change)
             .await
             .map(|_| ())
-            .map_err(conflict)
+            .map_err(CommitError::concurrent_change)
     }
 
     pub async fn create_flag_link(

@@ -103,15 +103,6 @@ fn validate_key(key: &str) -> ApiResult<()> {
     }
 }
 
-fn commit_error(e: CommitError) -> ApiError {
-    match e {
-        CommitError::Api(e) => e,
-        CommitError::Conflict(what) => ApiError::OptimisticLock(format!(
-            "{what} was changed concurrently; read it again and retry"
-        )),
-    }
-}
-
 /// The callback URL partners redirect to; registered with the partner by the admin.
 pub fn redirect_uri(integrations: &Integrations) -> String {
     format!(
@@ -304,7 +295,7 @@ impl Services {
         };
         self.commit(Some(caller), now, change)
             .await
-            .map_err(commit_error)?;
+            .map_err(CommitError::concurrent_change)?;
         Ok((doc, existing.is_none()))
     }
 
@@ -339,7 +330,7 @@ impl Services {
         };
         self.commit(Some(caller), now_millis(), change)
             .await
-            .map_err(commit_error)?;
+            .map_err(CommitError::concurrent_change)?;
         Ok(())
     }
 
@@ -578,7 +569,7 @@ impl Services {
         };
         self.commit(Some(caller), now_millis(), change)
             .await
-            .map_err(commit_error)?;
+            .map_err(CommitError::concurrent_change)?;
         Ok(())
     }
 

@@ -513,6 +513,28 @@ pub enum CommitError {
     Api(ApiError),
 }
 
+impl CommitError {
+    /// The API error of a write that creates something: a conflicting row means its key is
+    /// taken.
+    pub fn already_exists(self) -> ApiError {
+        match self {
+            CommitError::Api(e) => e,
+            CommitError::Conflict(what) => ApiError::Conflict(what),
+        }
+    }
+
+    /// The API error of a write of something read just before: a conflicting row means it
+    /// changed in between (409, LaunchDarkly's optimistic-locking error).
+    pub fn concurrent_change(self) -> ApiError {
+        match self {
+            CommitError::Api(e) => e,
+            CommitError::Conflict(what) => ApiError::OptimisticLock(format!(
+                "{what} was changed concurrently; read it again and retry"
+            )),
+        }
+    }
+}
+
 impl From<ApiError> for CommitError {
     fn from(e: ApiError) -> Self {
         CommitError::Api(e)

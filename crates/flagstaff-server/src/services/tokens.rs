@@ -381,10 +381,7 @@ impl Services {
         };
         self.commit(Some(caller), now, change)
             .await
-            .map_err(|e| match e {
-                CommitError::Api(e) => e,
-                CommitError::Conflict(what) => ApiError::Conflict(what),
-            })?;
+            .map_err(CommitError::already_exists)?;
         Ok((token, secret))
     }
 

@@ -382,12 +382,7 @@ impl Services {
     ) -> ApiResult<()> {
         self.commit(Some(caller), now_millis(), change)
             .await
-            .map_err(|e| match e {
-                CommitError::Api(e) => e,
-                CommitError::Conflict(what) => ApiError::OptimisticLock(format!(
-                    "{what} was changed concurrently; read it again and retry"
-                )),
-            })?;
+            .map_err(CommitError::concurrent_change)?;
         integrations
             .destinations
             .reload(self.store.as_ref(), &integrations.catalogue)
@@ -911,10 +906,7 @@ impl Services {
         };
         self.commit(None, now_millis(), change)
             .await
-            .map_err(|e| match e {
-                CommitError::Api(e) => e,
-                CommitError::Conflict(what) => ApiError::Conflict(what),
-            })?;
+            .map_err(CommitError::already_exists)?;
         integrations
             .destinations
             .reload(self.store.as_ref(), &integrations.catalogue)
