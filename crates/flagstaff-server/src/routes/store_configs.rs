@@ -180,6 +180,19 @@ async fn patch(
     Ok(Json(rep))
 }
 
+async fn delete_one(
+    state: &AppState,
+    caller: &Caller,
+    capability: StoreCapability,
+    path: (&str, &str, &str, &str),
+) -> ApiResult<StatusCode> {
+    state
+        .services
+        .delete_store_config(caller, &state.integrations, capability, path)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Runs the manifest's `validationRequest` (`IntegrationDeliveryConfigurationResponse`
 /// plus `success` and `errors` read with the manifest's parser pointers); `null` when the
 /// integration has none.
@@ -396,16 +409,13 @@ async fn delete_delivery_configuration(
     caller: Caller,
     Path((project, env, key, id)): Path<(String, String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .services
-        .delete_store_config(
-            &caller,
-            &state.integrations,
-            StoreCapability::FeatureStore,
-            (&project, &env, &key, &id),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_one(
+        &state,
+        &caller,
+        StoreCapability::FeatureStore,
+        (&project, &env, &key, &id),
+    )
+    .await
 }
 
 /// Send the manifest's `validationRequest` now and report the partner's answer.
@@ -545,14 +555,11 @@ async fn delete_big_segment_store(
     caller: Caller,
     Path((project, env, key, id)): Path<(String, String, String, String)>,
 ) -> ApiResult<StatusCode> {
-    state
-        .services
-        .delete_store_config(
-            &caller,
-            &state.integrations,
-            StoreCapability::BigSegmentStore,
-            (&project, &env, &key, &id),
-        )
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
+    delete_one(
+        &state,
+        &caller,
+        StoreCapability::BigSegmentStore,
+        (&project, &env, &key, &id),
+    )
+    .await
 }

@@ -7,6 +7,8 @@
 
 use flagstaff_manifest::trigger::TriggerEvent;
 use flagstaff_model::UnixMillis;
+use flagstaff_model::flag::FeatureFlag;
+use flagstaff_policy::Resource;
 use flagstaff_store::{EntityKind, EntityRef, EntityWrite};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -22,6 +24,27 @@ const RECENT_BODIES: usize = 10;
 
 pub fn trigger_scope(project: &str, flag: &str, env: &str) -> String {
     format!("{project}/triggers:{flag}:{env}")
+}
+
+/// A trigger change is audited on its flag: LaunchDarkly shows trigger changes in the
+/// flag's history, under the flag's name and link.
+fn trigger_audit(
+    project: &str,
+    flag: &str,
+    flag_doc: &FeatureFlag,
+    resource: Resource,
+    action: &str,
+    title_verb: &str,
+) -> AuditDraft {
+    AuditDraft::single(
+        "flag",
+        flag_doc.name.clone(),
+        action,
+        &resource,
+        title_verb,
+        "",
+        format!("/{project}/features/{flag}"),
+    )
 }
 
 fn trigger_alias(id: &str) -> String {
@@ -197,7 +220,14 @@ impl Services {
             trigger_count: 0,
             recent_trigger_bodies: Vec::new(),
         };
-        let resource = context.flag_resource(env, flag, &flag_doc.tags);
+        let audit = trigger_audit(
+            project,
+            flag,
+            &flag_doc,
+            context.flag_resource(env, flag, &flag_doc.tags),
+            "createTriggers",
+            "created a flag trigger for",
+        );
         let change = PendingChange {
             writes: vec![EntityWrite::Insert {
                 target: EntityRef::new(
@@ -211,25 +241,18 @@ impl Services {
             }],
             audit: AuditDraft {
                 comment: post.comment,
+                description: vec![format!(
+                    "Created a {} trigger in *{env}*",
+                    trigger.integration_key
+                )],
                 current_version: Some(public_doc(&trigger)),
-                ..AuditDraft::single(
-                    "flag",
-                    flag_doc.name.clone(),
-                    "createTriggers",
-                    &resource,
-                    "created a flag trigger for",
-                    format!("Created a {} trigger in *{env}*", trigger.integration_key),
-                    format!("/{project}/features/{flag}"),
-                )
+                ..audit
             },
             outbox: Vec::new(),
         };
         self.commit(Some(caller), now, change)
             .await
-            .map_err(|e| match e {
-                super::CommitError::Api(e) => e,
-                super::CommitError::Conflict(what) => ApiError::Conflict(what),
-            })?;
+            .map_err(super::CommitError::already_exists)?;
         Ok(TriggerWithSecret {
             trigger,
             secret: Some(secret),
@@ -308,11 +331,15 @@ impl Services {
             }
         }
         after.version = version + 1;
-        let (flag_doc, _) = self.get_flag(project, flag).await?;
-        let resource =
-            self.project_context(project)
-                .await?
-                .flag_resource(env, flag, &flag_doc.tags);
+        let audit = self
+            .flag_trigger_audit(
+                project,
+                flag,
+                env,
+                "updateTriggers",
+                "updated a flag trigger for",
+            )
+            .await?;
         let change = PendingChange {
             writes: vec![EntityWrite::Update {
                 target,
@@ -326,24 +353,13 @@ impl Services {
                 description: lines,
                 previous_version: Some(public_doc(&before)),
                 current_version: Some(public_doc(&after)),
-                ..AuditDraft::single(
-                    "flag",
-                    flag_doc.name.clone(),
-                    "updateTriggers",
-                    &resource,
-                    "updated a flag trigger for",
-                    "",
-                    format!("/{project}/features/{flag}"),
-                )
+                ..audit
             },
             outbox: Vec::new(),
         };
         self.commit(Some(caller), now, change)
             .await
-            .map_err(|e| match e {
-                super::CommitError::Api(e) => e,
-                super::CommitError::Conflict(what) => ApiError::OptimisticLock(what),
-            })?;
+            .map_err(super::CommitError::concurrent_change)?;
         Ok(TriggerWithSecret {
             trigger: after,
             secret,
@@ -366,37 +382,53 @@ impl Services {
         let _guard = self.lock(&target).await;
         let now = now_millis();
         let (trigger, version) = self.get_trigger(project, flag, env, id).await?;
-        let (flag_doc, _) = self.get_flag(project, flag).await?;
-        let resource =
-            self.project_context(project)
-                .await?
-                .flag_resource(env, flag, &flag_doc.tags);
+        let audit = self
+            .flag_trigger_audit(
+                project,
+                flag,
+                env,
+                "deleteTriggers",
+                "deleted a flag trigger for",
+            )
+            .await?;
         let change = PendingChange {
             writes: vec![EntityWrite::Delete {
                 target,
                 expected_version: version,
             }],
             audit: AuditDraft {
+                description: vec![format!(
+                    "Deleted a {} trigger in *{env}*",
+                    trigger.integration_key
+                )],
                 previous_version: Some(public_doc(&trigger)),
-                ..AuditDraft::single(
-                    "flag",
-                    flag_doc.name.clone(),
-                    "deleteTriggers",
-                    &resource,
-                    "deleted a flag trigger for",
-                    format!("Deleted a {} trigger in *{env}*", trigger.integration_key),
-                    format!("/{project}/features/{flag}"),
-                )
+                ..audit
             },
             outbox: Vec::new(),
         };
         self.commit(Some(caller), now, change)
             .await
-            .map_err(|e| match e {
-                super::CommitError::Api(e) => e,
-                super::CommitError::Conflict(what) => ApiError::OptimisticLock(what),
-            })?;
+            .map_err(super::CommitError::concurrent_change)?;
         Ok(())
+    }
+
+    /// The audit entry of a change to one of `flag`'s triggers in `env`.
+    async fn flag_trigger_audit(
+        &self,
+        project: &str,
+        flag: &str,
+        env: &str,
+        action: &str,
+        title_verb: &str,
+    ) -> ApiResult<AuditDraft> {
+        let (flag_doc, _) = self.get_flag(project, flag).await?;
+        let resource =
+            self.project_context(project)
+                .await?
+                .flag_resource(env, flag, &flag_doc.tags);
+        Ok(trigger_audit(
+            project, flag, &flag_doc, resource, action, title_verb,
+        ))
     }
 
     /// The trigger this URL names, if it is enabled and the secret is right; otherwise the
