@@ -9,38 +9,27 @@
 
 use std::time::Duration;
 
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
+use flagstaff_server::integrations::Integrations;
 use flagstaff_server::integrations::approval_jobs::ApprovalJobSettings;
-use flagstaff_server::integrations::{DeliverySettings, Integrations};
 use flagstaff_testkit::app::{Backend, TestApp};
 use flagstaff_testkit::change_management::{Behaviour, ChangeManagement, SERVICENOW_TOKEN};
-use flagstaff_testkit::conformance::conformance_dir;
+use flagstaff_testkit::integrations::{Outbound, catalogue_integrations, quick_retries};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(30);
 const FLAG: &str = "/api/v2/flags/shop/checkout";
 
 fn integrations() -> Integrations {
-    Integrations::new(
-        vec![conformance_dir().join("integration-framework/integrations")],
-        SecretBox::new([7; 32]),
-        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
-        DeliverySettings {
-            base_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-            poll_interval: Duration::from_millis(50),
-            ..DeliverySettings::default()
+    catalogue_integrations(Outbound::Loopback, quick_retries()).with_approval_settings(
+        ApprovalJobSettings {
+            poll_interval: Duration::from_millis(200),
+            tick: Duration::from_millis(50),
+            request_timeout: Duration::from_millis(700),
+            concurrency: 4,
+            ..ApprovalJobSettings::default()
         },
     )
-    .unwrap()
-    .with_approval_settings(ApprovalJobSettings {
-        poll_interval: Duration::from_millis(200),
-        tick: Duration::from_millis(50),
-        request_timeout: Duration::from_millis(700),
-        concurrency: 4,
-        ..ApprovalJobSettings::default()
-    })
 }
 
 async fn app_on(backend: Backend) -> Option<TestApp> {

@@ -10,11 +10,11 @@ use std::time::Duration;
 
 use flagstaff_manifest::Integration;
 use flagstaff_manifest::synced_segment::sample_requests;
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
-use flagstaff_server::integrations::{DeliverySettings, Integrations};
+use flagstaff_server::integrations::DeliverySettings;
 use flagstaff_testkit::app::{Backend, TestApp};
 use flagstaff_testkit::conformance::conformance_dir;
+use flagstaff_testkit::integrations::{Outbound, catalogue_integrations};
 use flagstaff_testkit::sse::SseReader;
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -24,15 +24,10 @@ const WAIT: Duration = Duration::from_secs(5);
 
 async fn app_on(backend: Backend) -> Option<TestApp> {
     TestApp::on_with(backend, |state: AppState| {
-        state.with_integrations(
-            Integrations::new(
-                vec![conformance_dir().join("integration-framework/integrations")],
-                SecretBox::new([7; 32]),
-                OutboundPolicy::from_cidrs(&[]).unwrap(),
-                DeliverySettings::default(),
-            )
-            .unwrap(),
-        )
+        state.with_integrations(catalogue_integrations(
+            Outbound::PublicOnly,
+            DeliverySettings::default(),
+        ))
     })
     .await
 }

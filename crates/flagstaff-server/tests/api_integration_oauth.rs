@@ -5,7 +5,6 @@
 //! expiry, refusal of a refresh, bad states, and no secret or token in any response.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,11 +15,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
 use flagstaff_server::integrations::oauth_client::OAuthSettings;
 use flagstaff_server::integrations::{DeliverySettings, Integrations};
 use flagstaff_testkit::app::{Backend, TestApp};
+use flagstaff_testkit::integrations::{Outbound, catalogue_integrations, quick_retries};
 use flagstaff_testkit::receiver::Receiver;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -212,14 +211,6 @@ async fn token(
 
 // -- Flagstaff under test -------------------------------------------------------------------
 
-fn conformance_dir() -> PathBuf {
-    std::env::var_os("FLAGSTAFF_CONFORMANCE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance")
-        })
-}
-
 /// The server's OAuth clock runs `offset` ms ahead of the wall clock, so tests expire tokens
 /// by moving it instead of waiting.
 async fn app_on(backend: Backend, offset: Arc<AtomicI64>) -> Option<TestApp> {
@@ -232,20 +223,14 @@ async fn app_on(backend: Backend, offset: Arc<AtomicI64>) -> Option<TestApp> {
 /// The integrations runtime of the test server (also used to run its background refresh
 /// directly). The background task itself waits a day: tests never race it.
 fn integrations(offset: Arc<AtomicI64>) -> Integrations {
-    Integrations::new(
-        vec![conformance_dir().join("integration-framework/integrations")],
-        SecretBox::new([9; 32]),
-        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
+    catalogue_integrations(
+        Outbound::Loopback,
         DeliverySettings {
-            base_backoff: Duration::from_millis(100),
-            max_backoff: Duration::from_millis(300),
-            poll_interval: Duration::from_millis(50),
             max_attempts: 1000,
             disable_after_failures: 0,
-            ..DeliverySettings::default()
+            ..quick_retries()
         },
     )
-    .unwrap()
     .with_oauth_settings(OAuthSettings {
         refresh_margin: Duration::from_secs(60),
         refresh_interval: Duration::from_secs(24 * 3600),

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use flagstaff_manifest::preview::{Preview, PreviewInput, Target, preview, sign_body};
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
 use flagstaff_server::integrations::{DeliverySettings, Integrations};
 use flagstaff_testkit::app::{Backend, TestApp};
+use flagstaff_testkit::integrations::{Outbound, catalogue_integrations};
 use flagstaff_testkit::receiver::{Received, Receiver};
 use serde_json::{Value, json};
 
@@ -34,18 +34,12 @@ fn settings() -> DeliverySettings {
 }
 
 fn integrations(allow_loopback: bool, settings: DeliverySettings) -> Integrations {
-    let allowed = if allow_loopback {
-        vec!["127.0.0.0/8".to_string()]
+    let outbound = if allow_loopback {
+        Outbound::Loopback
     } else {
-        vec![]
+        Outbound::PublicOnly
     };
-    Integrations::new(
-        vec![conformance_dir().join("integration-framework/integrations")],
-        SecretBox::new([7; 32]),
-        OutboundPolicy::from_cidrs(&allowed).unwrap(),
-        settings,
-    )
-    .unwrap()
+    catalogue_integrations(outbound, settings)
 }
 
 async fn app_on(backend: Backend, settings: DeliverySettings) -> Option<TestApp> {

@@ -531,18 +531,10 @@ fn oauth_provider() -> Value {
 /// The conformance catalogue besides the built-in integrations: trigger and synced-segment
 /// routes need integrations with those capabilities.
 fn with_catalogue(state: flagstaff_server::AppState) -> flagstaff_server::AppState {
-    state.with_integrations(
-        flagstaff_server::integrations::Integrations::new(
-            vec![
-                flagstaff_testkit::conformance::conformance_dir()
-                    .join("integration-framework/integrations"),
-            ],
-            flagstaff_outbound::SecretBox::new([7; 32]),
-            flagstaff_outbound::OutboundPolicy::default(),
-            flagstaff_server::integrations::DeliverySettings::default(),
-        )
-        .unwrap(),
-    )
+    state.with_integrations(flagstaff_testkit::integrations::catalogue_integrations(
+        flagstaff_testkit::integrations::Outbound::PublicOnly,
+        flagstaff_server::integrations::DeliverySettings::default(),
+    ))
 }
 
 /// A project `m{n}` (flag `f` on in production only, segment `s` in test), a custom role

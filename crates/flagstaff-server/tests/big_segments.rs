@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
 use flagstaff_server::integrations::stores::StoreSyncSettings;
 use flagstaff_server::integrations::{DeliverySettings, Integrations};
 use flagstaff_testkit::app::{Backend, TestApp};
+use flagstaff_testkit::integrations::{Outbound, catalogue_integrations};
 use flagstaff_testkit::python::run_check;
 
 fn redis_configured() -> bool {
@@ -22,21 +22,12 @@ fn redis_configured() -> bool {
 }
 
 fn integrations() -> Integrations {
-    Integrations::new(
-        vec![
-            flagstaff_testkit::conformance::conformance_dir()
-                .join("integration-framework/integrations"),
-        ],
-        SecretBox::new([9; 32]),
-        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
-        DeliverySettings::default(),
-    )
-    .unwrap()
-    .with_store_sync_settings(StoreSyncSettings {
-        base_backoff: Duration::from_millis(50),
-        max_backoff: Duration::from_millis(200),
-        ..StoreSyncSettings::default()
-    })
+    catalogue_integrations(Outbound::Loopback, DeliverySettings::default())
+        .with_store_sync_settings(StoreSyncSettings {
+            base_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            ..StoreSyncSettings::default()
+        })
 }
 
 async fn big_segments_on(backend: Backend) {

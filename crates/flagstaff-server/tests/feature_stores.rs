@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use flagstaff_manifest::preview::{Preview, PreviewInput, Target, preview};
-use flagstaff_outbound::{OutboundPolicy, SecretBox};
 use flagstaff_server::AppState;
 use flagstaff_server::integrations::stores::StoreSyncSettings;
 use flagstaff_server::integrations::{DeliverySettings, Integrations};
 use flagstaff_testkit::app::{Backend, TestApp};
+use flagstaff_testkit::integrations::Outbound;
 use flagstaff_testkit::python::run_check;
 use flagstaff_testkit::receiver::Receiver;
 use serde_json::{Map, Value, json};
@@ -41,13 +41,11 @@ fn integrations() -> Integrations {
 }
 
 fn integrations_from(catalogue: PathBuf) -> Integrations {
-    Integrations::new(
+    flagstaff_testkit::integrations::integrations_from(
         vec![catalogue],
-        SecretBox::new([9; 32]),
-        OutboundPolicy::from_cidrs(&["127.0.0.0/8".to_string()]).unwrap(),
+        Outbound::Loopback,
         DeliverySettings::default(),
     )
-    .unwrap()
     .with_store_sync_settings(StoreSyncSettings {
         base_backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),

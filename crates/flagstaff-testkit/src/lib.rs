@@ -6,6 +6,7 @@ pub mod app;
 pub mod change_management;
 pub mod conformance;
 pub mod contract;
+pub mod integrations;
 pub mod python;
 pub mod receiver;
 pub mod sse;
