@@ -452,6 +452,11 @@ async fn deliveries_leased_at_commit_wait_for_their_lease_and_batches_record_in_
     }
 }
 
+async fn pushed_version(store: &dyn Store, config_id: &str) -> i64 {
+    let state = store.store_sync_get(config_id).await.unwrap();
+    state.expect("a sync row").pushed_version
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_sync_leases_go_to_one_owner_at_a_time() {
     for (store, pg, _dir) in stores().await {
@@ -470,28 +475,12 @@ async fn store_sync_leases_go_to_one_owner_at_a_time() {
         };
         store.store_sync_put(&state).await.unwrap();
         assert!(!store.store_sync_lease(id, "b", 2_600, 3_600).await.unwrap());
-        assert_eq!(
-            store
-                .store_sync_get(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .pushed_version,
-            7
-        );
+        assert_eq!(pushed_version(store.as_ref(), id).await, 7);
         // Lapsed: the other node takes it, and the old holder is refused.
         assert!(store.store_sync_lease(id, "b", 3_001, 4_000).await.unwrap());
         assert!(!store.store_sync_lease(id, "a", 3_100, 4_100).await.unwrap());
         // Taking a lease keeps where the sync stands.
-        assert_eq!(
-            store
-                .store_sync_get(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .pushed_version,
-            7
-        );
+        assert_eq!(pushed_version(store.as_ref(), id).await, 7);
         // Released at shutdown: free at once, whatever its expiry.
         assert_eq!(store.store_sync_release("b").await.unwrap(), 1);
         assert_eq!(store.store_sync_release("b").await.unwrap(), 0);
