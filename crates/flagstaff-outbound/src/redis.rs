@@ -5,8 +5,10 @@
 //! point Flagstaff at the Redis on its own loopback and overwrite whatever lives there), so
 //! the policy is applied to every address the connection is about to use: host names are
 //! resolved by [`PolicyResolver`], which refuses the connection when any resolved address is
-//! blocked, and IP literals are checked before connecting. Only `redis://` over TCP is
-//! accepted: Unix sockets would bypass the address policy entirely.
+//! blocked, and IP literals are checked before connecting. Only TCP is accepted (`redis://`,
+//! or `rediss://` for TLS): Unix sockets would bypass the address policy entirely. TLS
+//! verifies the server's certificate and name against the system's roots, or against the
+//! operator's own CA ([`RedisTarget::with_root_certificates`]); `#insecure` is refused.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -14,7 +16,10 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::io::AsyncDNSResolver;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ConnectionInfo, IntoConnectionInfo,
+    TlsCertificates,
+};
 
 use crate::policy::OutboundPolicy;
 
@@ -45,12 +50,15 @@ pub enum RedisTargetError {
     Connect(String),
 }
 
-/// A parsed `redis://` destination.
+/// A parsed `redis://` or `rediss://` destination.
 #[derive(Clone)]
 pub struct RedisTarget {
-    client: Client,
+    info: ConnectionInfo,
     host: String,
     port: u16,
+    tls: bool,
+    /// PEM root certificates that replace the system's for TLS (a private CA).
+    root_certificates: Option<Arc<Vec<u8>>>,
 }
 
 impl std::fmt::Debug for RedisTarget {
@@ -61,21 +69,15 @@ impl std::fmt::Debug for RedisTarget {
 }
 
 impl RedisTarget {
-    /// Parses `redis://[user[:password]@]host[:port][/db]`.
+    /// Parses `redis://[user[:password]@]host[:port][/db]`, or `rediss://…` for TLS.
     pub fn parse(url: &str) -> Result<Self, RedisTargetError> {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "redis" => {}
-            "rediss" => {
-                return Err(RedisTargetError::InvalidUrl(
-                    "rediss:// (TLS) is not supported yet: use redis://".into(),
-                ));
-            }
-            _ => {
-                return Err(RedisTargetError::InvalidUrl(
-                    "the Redis URL must start with redis:// (Unix sockets are not allowed)".into(),
-                ));
-            }
+        if !matches!(scheme, "redis" | "rediss") {
+            return Err(RedisTargetError::InvalidUrl(
+                "the Redis URL must start with redis:// or rediss:// (TLS); Unix sockets are \
+                 not allowed"
+                    .into(),
+            ));
         }
         // The parser's message may quote the URL, password included: say only what to fix.
         let info = url.into_connection_info().map_err(|_| {
@@ -83,8 +85,16 @@ impl RedisTarget {
                 "not a valid redis://[user[:password]@]host[:port][/db] URL".into(),
             )
         })?;
-        let (host, port) = match info.addr() {
-            ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
+        let (host, port, tls) = match info.addr() {
+            ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+            ConnectionAddr::TcpTls { insecure: true, .. } => {
+                return Err(RedisTargetError::InvalidUrl(
+                    "rediss://…#insecure would skip certificate verification: give Flagstaff \
+                     the server's CA instead (--redis-ca-file)"
+                        .into(),
+                ));
+            }
+            ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, true),
             _ => {
                 return Err(RedisTargetError::InvalidUrl(
                     "the Redis URL must name a TCP host".into(),
@@ -96,9 +106,48 @@ impl RedisTarget {
                 "the Redis URL has no host".into(),
             ));
         }
-        let client = Client::open(info)
-            .map_err(|_| RedisTargetError::InvalidUrl("not a valid redis:// URL".into()))?;
-        Ok(Self { client, host, port })
+        let target = Self {
+            info,
+            host,
+            port,
+            tls,
+            root_certificates: None,
+        };
+        // Build a client once now, so a URL that cannot make one is refused when saved.
+        target.client()?;
+        Ok(target)
+    }
+
+    /// Verifies TLS servers against these PEM root certificates instead of the system's
+    /// (a Redis whose certificate comes from the operator's own CA). No effect on redis://.
+    pub fn with_root_certificates(mut self, pem: Option<Arc<Vec<u8>>>) -> Self {
+        self.root_certificates = pem;
+        self
+    }
+
+    /// True for `rediss://`.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    fn client(&self) -> Result<Client, RedisTargetError> {
+        let client = match (&self.root_certificates, self.tls) {
+            (Some(pem), true) => Client::build_with_tls(
+                self.info.clone(),
+                TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.to_vec()),
+                },
+            ),
+            _ => Client::open(self.info.clone()),
+        };
+        client.map_err(|_| {
+            RedisTargetError::InvalidUrl(if self.root_certificates.is_some() {
+                "the Redis CA certificates are not valid PEM".into()
+            } else {
+                "not a valid redis:// URL".into()
+            })
+        })
     }
 
     /// `host:port`, for status messages (never the credentials).
@@ -132,7 +181,7 @@ impl RedisTarget {
             .set_dns_resolver(PolicyResolver {
                 policy: Arc::new(policy.clone()),
             });
-        self.client
+        self.client()?
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| {
@@ -208,11 +257,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn only_plain_tcp_redis_urls_are_accepted() {
-        assert!(RedisTarget::parse("redis://127.0.0.1:6379/0").is_ok());
+    fn only_tcp_redis_urls_are_accepted() {
+        assert!(
+            !RedisTarget::parse("redis://127.0.0.1:6379/0")
+                .unwrap()
+                .is_tls()
+        );
         assert!(RedisTarget::parse("redis://:pw@example.com").is_ok());
+        assert!(RedisTarget::parse("rediss://example.com").unwrap().is_tls());
         for bad in [
-            "rediss://example.com",
+            "rediss://example.com/#insecure",
             "redis+unix:///tmp/redis.sock",
             "unix:///tmp/redis.sock",
             "http://example.com",
@@ -254,5 +308,24 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(failed, RedisTargetError::Connect(_)), "{failed:?}");
+        // TLS goes through the same policy.
+        let tls = RedisTarget::parse("rediss://127.0.0.1:1").unwrap();
+        let refused = tls
+            .connect(&OutboundPolicy::default(), RedisTimeouts::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, RedisTargetError::Blocked(_)),
+            "{refused:?}"
+        );
+        let tls_by_name = RedisTarget::parse("rediss://localhost:1").unwrap();
+        let refused = tls_by_name
+            .connect(&OutboundPolicy::default(), RedisTimeouts::default())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(refused, RedisTargetError::Blocked(_)),
+            "{refused:?}"
+        );
     }
 }

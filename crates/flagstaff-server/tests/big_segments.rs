@@ -80,11 +80,6 @@ async fn big_segment_store_configurations_are_validated_and_failures_shown() {
             serde_json::json!({}),
             "not supported as a big-segment store",
         ),
-        (
-            "redis",
-            serde_json::json!({"host": "127.0.0.1", "tlsEnabled": true}),
-            "tlsEnabled",
-        ),
         ("redis", serde_json::json!({}), "host"),
         ("redis", serde_json::json!({"host": "10.1.2.3"}), "host:"),
         (

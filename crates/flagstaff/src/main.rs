@@ -121,6 +121,11 @@ struct ServeArgs {
     /// Requests to approval integrations in flight at once (status checks, creations, …).
     #[arg(long, env = "FLAGSTAFF_APPROVAL_CONCURRENCY", default_value_t = 16)]
     approval_concurrency: usize,
+    /// PEM file of the CA certificates that sign your Redis servers' TLS certificates:
+    /// `rediss://` feature stores and `tlsEnabled` big-segment stores are verified against
+    /// these instead of the system's roots.
+    #[arg(long, env = "FLAGSTAFF_REDIS_CA_FILE")]
+    redis_ca_file: Option<PathBuf>,
     /// Owner API token to create on first start (api-<uuid>). Read from the environment only,
     /// so it does not show in process listings.
     #[arg(skip)]
@@ -267,6 +272,16 @@ async fn serve(args: ServeArgs) -> Result<()> {
             ..Default::default()
         },
     );
+    let integrations = match &args.redis_ca_file {
+        None => integrations,
+        Some(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read --redis-ca-file {}", path.display()))?;
+            integrations
+                .with_redis_root_certificates(pem)
+                .map_err(|e| anyhow::anyhow!("--redis-ca-file {}: {e}", path.display()))?
+        }
+    };
     let catalogue = integrations.catalogue.current();
     for rejected in &catalogue.rejected {
         for diagnostic in rejected.diagnostics.iter().filter(|d| d.is_error()) {

@@ -136,6 +136,8 @@ pub struct Integrations {
     /// The persistent-store sync engines, once started (`stores/`).
     pub store_sync: std::sync::OnceLock<Arc<stores::StoreSync>>,
     pub store_sync_settings: stores::StoreSyncSettings,
+    /// PEM root certificates for `rediss://` stores, replacing the system's (`--redis-ca-file`).
+    pub redis_root_certificates: Option<Arc<Vec<u8>>>,
     /// How approval integrations are polled (`approval_jobs.rs`).
     pub approvals: approval_jobs::ApprovalJobSettings,
     /// One permit per partner request of approval integrations in flight, shared by the
@@ -186,6 +188,7 @@ impl Integrations {
             oauth: oauth_client::OAuthClient::new(oauth_client::OAuthSettings::default()),
             store_sync: std::sync::OnceLock::new(),
             store_sync_settings: stores::StoreSyncSettings::default(),
+            redis_root_certificates: None,
             approvals: approval_jobs::ApprovalJobSettings::default(),
             approval_slots: Arc::new(tokio::sync::Semaphore::new(
                 approval_jobs::ApprovalJobSettings::default().concurrency,
@@ -219,6 +222,17 @@ impl Integrations {
             self.outbound = Arc::new(client);
         }
         self
+    }
+
+    /// Verifies TLS Redis servers (feature and big-segment stores) against these PEM root
+    /// certificates instead of the system's: for a Redis whose certificate comes from the
+    /// operator's own CA. Refuses text that holds no PEM certificate.
+    pub fn with_redis_root_certificates(mut self, pem: Vec<u8>) -> Result<Self, String> {
+        if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+            return Err("no PEM certificate (-----BEGIN CERTIFICATE-----) found".into());
+        }
+        self.redis_root_certificates = Some(Arc::new(pem));
+        Ok(self)
     }
 
     pub fn with_store_sync_settings(mut self, settings: stores::StoreSyncSettings) -> Self {

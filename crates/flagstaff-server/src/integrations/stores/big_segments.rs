@@ -82,9 +82,11 @@ pub fn redis_url(values: &Map<String, Value>) -> Result<String, String> {
             })
             .unwrap_or_default()
     };
-    if values.get("tlsEnabled").and_then(Value::as_bool) == Some(true) {
-        return Err("tlsEnabled: TLS connections to Redis are not supported yet".into());
-    }
+    let scheme = match values.get("tlsEnabled") {
+        Some(Value::Bool(true)) => "rediss",
+        Some(Value::String(s)) if s == "true" => "rediss",
+        _ => "redis",
+    };
     let host = text("host");
     if host.is_empty() {
         return Err("host: the Redis host is required".into());
@@ -106,7 +108,7 @@ pub fn redis_url(values: &Map<String, Value>) -> Result<String, String> {
     } else {
         host
     };
-    Ok(format!("redis://{credentials}{host}:{port}"))
+    Ok(format!("{scheme}://{credentials}{host}:{port}"))
 }
 
 /// The Redis commands for one batch of membership rows: adds and removals of segment refs,
@@ -196,7 +198,9 @@ impl BigSegmentEngine {
         .map_err(|_| {
             "a secret of this configuration cannot be decrypted with this server's key".to_string()
         })?;
-        RedisTarget::parse(&redis_url(&values)?).map_err(|e| e.to_string())
+        Ok(RedisTarget::parse(&redis_url(&values)?)
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(self.integrations.redis_root_certificates.clone()))
     }
 
     /// Follows the membership cursor until the environment is deleted (Ok) or a write fails.
@@ -368,12 +372,12 @@ mod tests {
             Ok("redis://:x@[::1]:6379")
         );
         assert!(redis_url(&values(serde_json::json!({"host": " "}))).is_err());
-        assert!(
+        assert_eq!(
             redis_url(&values(
                 serde_json::json!({"host": "h", "tlsEnabled": true})
             ))
-            .unwrap_err()
-            .starts_with("tlsEnabled")
+            .as_deref(),
+            Ok("rediss://h:6379")
         );
     }
 

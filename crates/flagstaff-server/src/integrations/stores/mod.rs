@@ -250,7 +250,7 @@ enum Sink {
         form_values: Map<String, Value>,
     },
     Redis {
-        target: RedisTarget,
+        target: Box<RedisTarget>,
         prefix: String,
         connection: Option<redis::aio::MultiplexedConnection>,
     },
@@ -399,7 +399,9 @@ impl Engine {
                 .get("url")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
-            let target = RedisTarget::parse(url).map_err(|e| e.to_string())?;
+            let target = RedisTarget::parse(url)
+                .map_err(|e| e.to_string())?
+                .with_root_certificates(self.integrations.redis_root_certificates.clone());
             let prefix = form_values
                 .get("prefix")
                 .and_then(Value::as_str)
@@ -407,7 +409,7 @@ impl Engine {
                 .unwrap_or(redis_relay::DEFAULT_PREFIX)
                 .to_string();
             return Ok(Sink::Redis {
-                target,
+                target: Box::new(target),
                 prefix,
                 connection: None,
             });
