@@ -48,6 +48,8 @@ fn help_documents_every_setting() {
         "--database-url",
         "FLAGSTAFF_DATABASE_URL",
         "FLAGSTAFF_BOOTSTRAP_TOKEN",
+        "--redis-ca-file",
+        "FLAGSTAFF_REDIS_CA_FILE",
     ] {
         assert!(
             help.contains(needle),
@@ -124,6 +126,34 @@ fn bad_bootstrap_token_and_database_url_are_refused_clearly() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A Redis CA file that is missing, or holds no certificate, stops the start with a
+    // message naming the flag.
+    let not_pem = dir.path().join("ca.txt");
+    std::fs::write(&not_pem, "not a certificate").unwrap();
+    for (ca_file, says) in [
+        (
+            dir.path().join("missing.pem"),
+            "cannot read --redis-ca-file",
+        ),
+        (not_pem, "no PEM certificate"),
+    ] {
+        let out = Command::new(BIN)
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", free_port()),
+                "--data-dir",
+                dir.path().to_str().unwrap(),
+                "--redis-ca-file",
+                ca_file.to_str().unwrap(),
+            ])
+            .env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
     let out = Command::new(BIN)
         .args(["serve", "--database-url", "mysql://x"])
         .env_remove("FLAGSTAFF_BOOTSTRAP_TOKEN")
