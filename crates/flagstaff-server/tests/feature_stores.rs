@@ -832,6 +832,39 @@ async fn one_writer_per_store_across_nodes(backend: Backend) {
             after.len()
         );
     }
+
+    // A third node stands by; the configuration is deleted through node B, the writer. The
+    // standby node must not take the lease of a configuration that is gone (which would
+    // write to a store the user just removed until its next re-read).
+    let node_c_runtime = Arc::new(std::sync::OnceLock::new());
+    let slot = node_c_runtime.clone();
+    let _node_c = node_a
+        .another_node(move |state: AppState| {
+            let state = state.with_integrations(leased_integrations());
+            let _ = slot.set(state.integrations.clone());
+            state
+        })
+        .await;
+    node_c_runtime.get().unwrap().reload_store_sync().await;
+    let listed = node_b
+        .get("/api/v2/integration-capabilities/featureStore/ln/production")
+        .await
+        .expect(200);
+    let id = listed["items"][0]["_id"].as_str().unwrap().to_string();
+    node_b
+        .delete(&format!(
+            "/api/v2/integration-capabilities/featureStore/ln/production/generic-feature-store/{id}"
+        ))
+        .await
+        .expect(204);
+    let deleted_at = pushes().len();
+    toggle(&node_b, "ln", "f", true).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        pushes().len(),
+        deleted_at,
+        "a node wrote the store of a deleted configuration"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

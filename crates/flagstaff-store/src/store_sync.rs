@@ -38,6 +38,11 @@ pub trait StoreSyncStore {
         now: i64,
         until: i64,
     ) -> StoreResult<bool>;
+    /// Extends `owner`'s lease until `until`. False when `owner` no longer holds it (another
+    /// node took it) or the configuration's row is gone (the configuration was deleted):
+    /// unlike taking a lease, renewing never creates the row.
+    async fn store_sync_renew(&self, config_id: &str, owner: &str, until: i64)
+    -> StoreResult<bool>;
     /// Gives up every lease `owner` holds (a node shutting down), so another node takes over
     /// without waiting for them to lapse. Returns how many were held.
     async fn store_sync_release(&self, owner: &str) -> StoreResult<u64>;
@@ -50,10 +55,12 @@ pub(crate) mod sql {
     /// The conflict branch updates only when the lease is free, lapsed or already the
     /// caller's; otherwise no row changes and the caller is told it does not hold it.
     pub const LEASE: &str = "INSERT INTO store_sync (config_id, pushed_version, failures, lease_owner, lease_until) VALUES (?, 0, 0, ?, ?) ON CONFLICT (config_id) DO UPDATE SET lease_owner = excluded.lease_owner, lease_until = excluded.lease_until WHERE store_sync.lease_owner IS NULL OR store_sync.lease_owner = excluded.lease_owner OR store_sync.lease_until < ?";
+    pub const RENEW: &str =
+        "UPDATE store_sync SET lease_until = ? WHERE config_id = ? AND lease_owner = ?";
     pub const RELEASE: &str =
         "UPDATE store_sync SET lease_owner = NULL, lease_until = 0 WHERE lease_owner = ?";
 
-    pub const ALL: &[&str] = &[GET, PUT, DELETE, LEASE, RELEASE];
+    pub const ALL: &[&str] = &[GET, PUT, DELETE, LEASE, RENEW, RELEASE];
 }
 
 pub(crate) type SyncRow = (
@@ -144,6 +151,24 @@ macro_rules! impl_store_sync_for {
                     .rows_affected();
                 tx.commit().await?;
                 Ok(changed == 1)
+            }
+
+            async fn store_sync_renew(
+                &self,
+                config_id: &str,
+                owner: &str,
+                until: i64,
+            ) -> $crate::StoreResult<bool> {
+                let mut tx = self.begin_write().await?;
+                let renewed = sqlx::query(self.sql($crate::store_sync::sql::RENEW))
+                    .bind(until)
+                    .bind(config_id)
+                    .bind(owner)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(renewed == 1)
             }
 
             async fn store_sync_release(&self, owner: &str) -> $crate::StoreResult<u64> {

@@ -465,6 +465,8 @@ async fn store_sync_leases_go_to_one_owner_at_a_time() {
         assert!(!store.store_sync_lease(id, "b", 1_500, 2_500).await.unwrap());
         // The holder renews; the other node is still refused until the renewed lease lapses.
         assert!(store.store_sync_lease(id, "a", 1_900, 3_000).await.unwrap());
+        assert!(!store.store_sync_renew(id, "b", 3_000).await.unwrap());
+        assert!(store.store_sync_renew(id, "a", 3_000).await.unwrap());
         assert!(!store.store_sync_lease(id, "b", 2_500, 3_500).await.unwrap());
         // Recording sync state leaves the lease alone.
         let state = flagstaff_store::StoreSyncState {
@@ -485,6 +487,10 @@ async fn store_sync_leases_go_to_one_owner_at_a_time() {
         assert_eq!(store.store_sync_release("b").await.unwrap(), 1);
         assert_eq!(store.store_sync_release("b").await.unwrap(), 0);
         assert!(store.store_sync_lease(id, "a", 3_200, 4_200).await.unwrap());
+        // A deleted configuration's lease cannot be renewed (renewing creates no row).
+        store.store_sync_delete(id).await.unwrap();
+        assert!(!store.store_sync_renew(id, "a", 5_000).await.unwrap());
+        assert!(store.store_sync_get(id).await.unwrap().is_none());
 
         // Many nodes asking at once for a fresh configuration: exactly one gets it.
         let mut attempts = tokio::task::JoinSet::new();

@@ -153,14 +153,7 @@ pub(super) struct BigSegmentEngine {
 impl BigSegmentEngine {
     pub(super) async fn run(self) {
         let settings = self.integrations.store_sync_settings.clone();
-        super::run_until_done(
-            &self,
-            self.store.as_ref(),
-            &self.doc.id,
-            &self.node,
-            &settings,
-        )
-        .await;
+        super::run_until_done(&self, self.store.as_ref(), &self.doc, &self.node, &settings).await;
     }
 
     fn open_target(&self) -> Result<RedisTarget, String> {

@@ -298,14 +298,7 @@ impl Engine {
         let settings = self.integrations.store_sync_settings.clone();
         // Whatever failed (the configuration, the feed, the store), wait and start over with
         // a full sync.
-        run_until_done(
-            &self,
-            self.store.as_ref(),
-            &self.doc.id,
-            &self.node,
-            &settings,
-        )
-        .await;
+        run_until_done(&self, self.store.as_ref(), &self.doc, &self.node, &settings).await;
     }
 
     /// Pushes until the environment is deleted (Ok) or a push fails (Err).
@@ -548,17 +541,22 @@ impl SyncPass for Engine {
 /// Runs an engine's passes until one returns Ok, while this node holds the configuration's
 /// lease. Each failure is recorded on the configuration's sync state (shown as `_status`),
 /// then the engine backs off and starts over. Without the lease it stands by; losing it
-/// stops the pass at once (the next holder starts with a full sync).
+/// stops the pass at once (the next holder starts with a full sync). Ends when the
+/// configuration is deleted or turned off, whichever node made that change.
 async fn run_until_done(
     engine: &impl SyncPass,
     store: &dyn Store,
-    config_id: &str,
+    config: &StoreConfigDoc,
     node: &str,
     settings: &StoreSyncSettings,
 ) {
+    let config_id = config.id.as_str();
     let mut failures: u32 = 0;
     loop {
-        acquire_lease(store, config_id, node, settings).await;
+        if !acquire_lease(store, config, node, settings).await {
+            tracing::info!(config = %config_id, "store sync: configuration deleted or off; stopping");
+            return;
+        }
         // Read where the store stands on every acquisition: another node may have written it.
         let mut state = match store.store_sync_get(config_id).await {
             Ok(Some(state)) => state,
@@ -596,39 +594,53 @@ async fn run_until_done(
     }
 }
 
-/// Waits until this node holds the configuration's lease.
+/// Waits until this node holds the configuration's lease; false when the configuration is
+/// gone or off (deleted or disabled through any node), so no lease is taken for it.
 async fn acquire_lease(
     store: &dyn Store,
-    config_id: &str,
+    config: &StoreConfigDoc,
     node: &str,
     settings: &StoreSyncSettings,
-) {
+) -> bool {
+    let target = flagstaff_store::EntityRef::new(
+        EntityKind::StoreConfig,
+        format!("{}/{}", config.project_key, config.environment_key),
+        &config.id,
+    );
     loop {
+        match store.get(&target).await {
+            Ok(None) => return false,
+            Ok(Some(stored)) => {
+                if crate::services::decode::<StoreConfigDoc>(&stored.doc).is_ok_and(|d| !d.on) {
+                    return false;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(config = %config.id, "store sync: reading the configuration failed: {e}")
+            }
+        }
         let now = wall_millis();
         let until = now + settings.lease_ttl.as_millis() as i64;
-        match store.store_sync_lease(config_id, node, now, until).await {
-            Ok(true) => return,
+        match store.store_sync_lease(&config.id, node, now, until).await {
+            Ok(true) => return true,
             Ok(false) => {}
             Err(e) => {
-                tracing::warn!(config = %config_id, "store sync: taking the lease failed: {e}")
+                tracing::warn!(config = %config.id, "store sync: taking the lease failed: {e}")
             }
         }
         tokio::time::sleep(settings.lease_renew).await;
     }
 }
 
-/// Renews this node's lease until it is lost: another node holds it, or it could not be
-/// renewed before it lapsed.
+/// Renews this node's lease until it is lost: another node holds it, the configuration was
+/// deleted (its row with it), or it could not be renewed before it lapsed.
 async fn keep_lease(store: &dyn Store, config_id: &str, node: &str, settings: &StoreSyncSettings) {
     let ttl = settings.lease_ttl.as_millis() as i64;
     let mut held_until = wall_millis() + ttl;
     loop {
         tokio::time::sleep(settings.lease_renew).await;
         let now = wall_millis();
-        match store
-            .store_sync_lease(config_id, node, now, now + ttl)
-            .await
-        {
+        match store.store_sync_renew(config_id, node, now + ttl).await {
             Ok(true) => held_until = now + ttl,
             Ok(false) => return,
             Err(e) => {
