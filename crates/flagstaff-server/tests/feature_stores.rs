@@ -751,27 +751,26 @@ async fn store_push_current(app: &TestApp, sdk_key: &str, receiver: &Receiver, w
 /// Two nodes over one database both run an engine for the configuration; only the lease
 /// holder writes, so each state reaches the store once. When the holder shuts down, the other
 /// node takes over.
-async fn one_writer_per_store_across_nodes(backend: Backend) {
-    let node_a_runtime = Arc::new(std::sync::OnceLock::new());
-    let node_b_runtime = Arc::new(std::sync::OnceLock::new());
-    let slot = node_a_runtime.clone();
-    let Some(node_a) = TestApp::on_with(backend, move |state: AppState| {
+/// A node's integrations runtime, kept by the test to drive its store sync directly.
+type RuntimeSlot = Arc<std::sync::OnceLock<Arc<Integrations>>>;
+
+/// The state change that gives a node the leased runtime and keeps a handle on it.
+fn leased_node(slot: &RuntimeSlot) -> impl FnOnce(AppState) -> AppState + use<> {
+    let slot = slot.clone();
+    move |state: AppState| {
         let state = state.with_integrations(leased_integrations());
         let _ = slot.set(state.integrations.clone());
         state
-    })
-    .await
-    else {
+    }
+}
+
+async fn one_writer_per_store_across_nodes(backend: Backend) {
+    let node_a_runtime = RuntimeSlot::default();
+    let node_b_runtime = RuntimeSlot::default();
+    let Some(node_a) = TestApp::on_with(backend, leased_node(&node_a_runtime)).await else {
         return;
     };
-    let slot = node_b_runtime.clone();
-    let node_b = node_a
-        .another_node(move |state: AppState| {
-            let state = state.with_integrations(leased_integrations());
-            let _ = slot.set(state.integrations.clone());
-            state
-        })
-        .await;
+    let node_b = node_a.another_node(leased_node(&node_b_runtime)).await;
     let receiver = Receiver::start().await;
     let sdk_key = project_with_flag(&node_a, "ln", "f").await;
     node_a
@@ -836,15 +835,8 @@ async fn one_writer_per_store_across_nodes(backend: Backend) {
     // A third node stands by; the configuration is deleted through node B, the writer. The
     // standby node must not take the lease of a configuration that is gone (which would
     // write to a store the user just removed until its next re-read).
-    let node_c_runtime = Arc::new(std::sync::OnceLock::new());
-    let slot = node_c_runtime.clone();
-    let _node_c = node_a
-        .another_node(move |state: AppState| {
-            let state = state.with_integrations(leased_integrations());
-            let _ = slot.set(state.integrations.clone());
-            state
-        })
-        .await;
+    let node_c_runtime = RuntimeSlot::default();
+    let _node_c = node_a.another_node(leased_node(&node_c_runtime)).await;
     node_c_runtime.get().unwrap().reload_store_sync().await;
     let listed = node_b
         .get("/api/v2/integration-capabilities/featureStore/ln/production")
