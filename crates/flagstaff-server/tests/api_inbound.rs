@@ -257,6 +257,41 @@ async fn synced_segments_for_every_integration(app: TestApp) {
             assert_eq!(patch["path"], format!("/segments/{segment_key}"));
         }
     }
+
+    // A synced segment's members belong to its integration: hand edits of its membership
+    // are refused and change nothing; its name and rules stay editable.
+    let integration = &synced[0].key;
+    let segment_path = format!("/api/v2/segments/p/production/{integration}-cohort-1");
+    let before = app.get(&segment_path).await.expect(200);
+    for (path, value) in [
+        ("/included/-", json!("hand-added")),
+        ("/unbounded", json!(false)),
+        ("/excluded/-", json!("hand-excluded")),
+    ] {
+        let refused = app
+            .patch(
+                &segment_path,
+                json!([{"op": "add", "path": path, "value": value}]),
+            )
+            .await;
+        assert_eq!(refused.status, 400, "{path}: {}", refused.body);
+        assert!(
+            refused
+                .message()
+                .contains(&format!("segment-targets/{integration}")),
+            "{path}: the message says where members are managed: {}",
+            refused.message()
+        );
+    }
+    assert_eq!(app.get(&segment_path).await.expect(200), before);
+    let renamed = app
+        .patch(
+            &segment_path,
+            json!([{"op": "replace", "path": "/name", "value": "Renamed cohort"}]),
+        )
+        .await
+        .expect(200);
+    assert_eq!(renamed["name"], "Renamed cohort");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -37,6 +37,18 @@ const SEGMENT_READ_ONLY: &[&str] = &[
     "/_externalLink",
 ];
 
+/// Fields of a synced segment that only its integration changes: its membership and what
+/// makes it a big segment.
+const SYNCED_MEMBERSHIP_FIELDS: &[&str] = &[
+    "included",
+    "excluded",
+    "includedContexts",
+    "excludedContexts",
+    "unbounded",
+    "unboundedContextKind",
+    "generation",
+];
+
 fn segment_action(field: &str) -> &'static str {
     match field {
         "name" => "updateName",
@@ -211,6 +223,18 @@ impl Services {
         after.validate()?;
         let before_json = to_value(&before);
         let fields = changed_fields(&before_json, &to_value(&after));
+        if let Some(integration) = &before.external
+            && let Some(field) = fields
+                .iter()
+                .find(|f| SYNCED_MEMBERSHIP_FIELDS.contains(&f.as_str()))
+        {
+            return Err(ApiError::invalid(format!(
+                "segment \"{key}\" is synced by the `{integration}` integration, which manages \
+                 its members (`{field}`) through /api/v2/segment-targets/{integration}: change \
+                 them in the partner tool; its name, description, tags and rules can be edited"
+            ))
+            .into());
+        }
         if fields.is_empty() {
             if let Some(caller) = caller {
                 self.require_view_project(caller, project).await?;
