@@ -31,6 +31,11 @@ def api(method, path, body=None):
         raise RuntimeError(f"{method} {path} -> {e.code}: {e.read().decode()}") from None
 
 
+def create_flag(project, key):
+    """A boolean flag named after its key."""
+    api("POST", f"/flags/{project}", {"key": key, "name": key})
+
+
 def wait_for(what, predicate, deadline=CHANGE_DEADLINE):
     start = time.monotonic()
     while True:

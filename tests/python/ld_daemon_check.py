@@ -31,14 +31,10 @@ from ldclient.config import Config
 from ldclient.feature_store import CacheConfig
 from ldclient.integrations import Redis
 
-from flagstaff_rest import api, step, wait_for
+from flagstaff_rest import api, create_flag, step, wait_for
 
 REDIS_URL = os.environ["FLAGSTAFF_TEST_REDIS_URL"]
 
-
-
-def create_flag(project, key):
-    api("POST", f"/flags/{project}", {"key": key, "name": key})
 
 
 def main():

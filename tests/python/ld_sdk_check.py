@@ -22,57 +22,16 @@ the SDK's code is untouched and the requests are exactly those it always makes.
 Prints one line per step; exits 0 on success, 1 with a traceback on failure.
 """
 
-import json
 import logging
-import os
 import sys
-import time
 import traceback
-import urllib.error
-import urllib.request
 import uuid
 
 import ldclient
 from ldclient import Context, LDClient
 from ldclient.config import Config
 
-URL = os.environ["FLAGSTAFF_URL"].rstrip("/")
-TOKEN = os.environ["FLAGSTAFF_TOKEN"]
-CHANGE_DEADLINE = 1.0
-
-
-def api(method, path, body=None, content_type="application/json"):
-    data = None if body is None else json.dumps(body).encode()
-    req = urllib.request.Request(URL + "/api/v2" + path, data=data, method=method)
-    req.add_header("Authorization", TOKEN)
-    if data is not None:
-        req.add_header("Content-Type", content_type)
-    try:
-        with urllib.request.urlopen(req, timeout=10) as r:
-            raw = r.read()
-            return json.loads(raw) if raw else None
-    except urllib.error.HTTPError as e:
-        raise RuntimeError(f"{method} {path} -> {e.code}: {e.read().decode()}") from None
-
-
-def wait_for(what, predicate, deadline=CHANGE_DEADLINE):
-    start = time.monotonic()
-    while True:
-        if predicate():
-            elapsed = time.monotonic() - start
-            print(f"    seen within {elapsed:.3f}s: {what}")
-            return
-        if time.monotonic() - start > deadline:
-            raise AssertionError(f"not seen within {deadline}s: {what}")
-        time.sleep(0.01)
-
-
-def step(name):
-    print(f"  {name}", flush=True)
-
-
-def create_flag(project, key):
-    api("POST", f"/flags/{project}", {"key": key, "name": key})
+from flagstaff_rest import URL, api, create_flag, step, wait_for
 
 
 def run(mode, project, sdk_key):

@@ -200,26 +200,20 @@ async fn validation(state: &AppState, doc: &StoreConfigDoc) -> ApiResult<Value> 
     let integration = state
         .services
         .integration(&state.integrations, &doc.integration_key)?;
-    let Some(parser) = integration
+    let Some(feature_store) = integration
         .manifest
         .capabilities
         .as_ref()
         .and_then(|c| c.feature_store.as_ref())
-        .and_then(|s| s.validation_request.as_ref())
-        .map(|v| v.parser.clone())
     else {
         return Ok(Value::Null);
     };
-    let variables = integration
-        .manifest
-        .capabilities
-        .as_ref()
-        .and_then(|c| c.feature_store.as_ref())
-        .map(|s| s.form_variables.clone())
-        .unwrap_or_default();
+    let Some(parser) = feature_store.validation_request.as_ref().map(|v| &v.parser) else {
+        return Ok(Value::Null);
+    };
     let values = crate::integrations::delivery::open_values(
         &state.integrations,
-        &variables,
+        &feature_store.form_variables,
         &doc.integration_key,
         &doc.id,
         &doc.config,
